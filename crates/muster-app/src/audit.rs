@@ -1,0 +1,296 @@
+//! Writing audit events, sealing them into the chain, verifying and exporting.
+
+use crate::{App, Caller, Result};
+use muster_core::AuditEventId;
+use muster_core::audit::{self, Finding, Severity, StoredEvent};
+use muster_store::Tx;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// One audit event, built by a use case and written in its transaction.
+pub struct Event<'a> {
+    pub org_id: &'a str,
+    pub action: &'a str,
+    pub target: Option<(&'a str, &'a str)>,
+    pub severity: Severity,
+    /// `{ field: [before, after] }`; secrets never go in.
+    pub changes: Map<String, Value>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(org_id: &'a str, action: &'a str) -> Self {
+        Self {
+            org_id,
+            action,
+            target: None,
+            severity: Severity::Info,
+            changes: Map::new(),
+        }
+    }
+    pub fn target(mut self, kind: &'a str, id: &'a str) -> Self {
+        self.target = Some((kind, id));
+        self
+    }
+    pub fn security(mut self) -> Self {
+        self.severity = Severity::Security;
+        self
+    }
+    pub fn change(mut self, field: &str, before: impl Serialize, after: impl Serialize) -> Self {
+        let pair = serde_json::json!([before, after]);
+        self.changes.insert(field.to_owned(), pair);
+        self
+    }
+    pub fn detail(mut self, field: &str, value: impl Serialize) -> Self {
+        self.changes.insert(
+            field.to_owned(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+}
+
+/// Writes `ev` in `tx` and wakes the sealer once the caller commits.
+pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> Result<String> {
+    let actor = caller.actor();
+    let mut context = serde_json::to_value(&caller.ctx).unwrap_or(Value::Null);
+    if let (Some(on_behalf), Value::Object(m)) = (&actor.on_behalf_of, &mut context) {
+        m.insert("on_behalf_of".into(), Value::String(on_behalf.clone()));
+    }
+    let id = AuditEventId::new().to_string();
+    let stored = StoredEvent {
+        id: id.clone(),
+        org_id: ev.org_id.to_owned(),
+        occurred_at: app.now_ms(),
+        actor_kind: actor.kind.as_str().to_owned(),
+        actor_id: actor.id,
+        actor_label: actor.label,
+        action: ev.action.to_owned(),
+        target_kind: ev.target.map(|t| t.0.to_owned()),
+        target_id: ev.target.map(|t| t.1.to_owned()),
+        severity: ev.severity.as_str().to_owned(),
+        changes: Value::Object(ev.changes).to_string(),
+        context: context.to_string(),
+    };
+    muster_store::audit::insert(tx, &stored).await?;
+    app.sealer.notify_one();
+    Ok(id)
+}
+
+impl App {
+    /// Seals every organization's pending events into its chain; returns how many.
+    pub async fn seal_all(&self) -> Result<usize> {
+        let mut total = 0;
+        for org in muster_store::audit::orgs_pending(&self.db).await? {
+            loop {
+                let n = muster_store::audit::seal(&self.db, &org, 1000).await?;
+                total += n;
+                if n < 1000 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Runs the sealer until the returned task is aborted: woken by new
+    /// events, and every second in case another instance wrote some.
+    pub fn spawn_sealer(&self) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(Duration::from_secs(1), app.sealer.notified()).await;
+                // Let a burst of commits gather into one batch.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Err(e) = app.seal_all().await {
+                    tracing::error!(error = %e, "sealing the audit chain failed");
+                }
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub org: String,
+    pub events_checked: i64,
+    pub findings: Vec<String>,
+}
+
+/// Replays the organization's whole chain, a page at a time.
+pub async fn verify(app: &App, org_id: &str, org_slug: &str) -> Result<Verification> {
+    app.seal_all().await?;
+    let mut start = (0_i64, audit::GENESIS.to_owned());
+    let mut findings: Vec<Finding> = Vec::new();
+    loop {
+        let page = muster_store::audit::chain_page(&app.db, org_id, start.0, 5000).await?;
+        let Some(last) = page.last().map(|(l, _)| (l.seq, l.hash.clone())) else {
+            break;
+        };
+        let links: Vec<_> = page.iter().map(|(l, _)| l.clone()).collect();
+        let events: std::collections::HashMap<&str, &StoredEvent> = page
+            .iter()
+            .filter_map(|(_, e)| e.as_ref())
+            .map(|e| (e.id.as_str(), e))
+            .collect();
+        findings.extend(audit::verify((start.0, &start.1), &links, |id| {
+            events.get(id).copied()
+        }));
+        start = last;
+    }
+    if let Some((seq, hash)) = muster_store::audit::head(&app.db, org_id).await? {
+        if seq != start.0 || (seq > 0 && hash != start.1) {
+            findings.push(Finding::SequenceGap {
+                expected: seq,
+                found: start.0,
+            });
+        }
+    }
+    for event_id in muster_store::audit::unchained(&app.db, org_id).await? {
+        findings.push(Finding::UnchainedEvent { event_id });
+    }
+    Ok(Verification {
+        org: org_slug.to_owned(),
+        events_checked: start.0,
+        findings: findings.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// An audit event as the API and exports show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    pub id: String,
+    pub seq: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_label: Option<String>,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub severity: String,
+    #[schema(value_type = Object)]
+    pub changes: Value,
+    #[schema(value_type = Object)]
+    pub context: Value,
+}
+
+impl From<muster_store::audit::ListedEvent> for EventView {
+    fn from(l: muster_store::audit::ListedEvent) -> Self {
+        let e = l.event;
+        Self {
+            id: e.id,
+            seq: l.seq,
+            occurred_at: crate::users::rfc3339(e.occurred_at),
+            actor_kind: e.actor_kind,
+            actor_id: e.actor_id,
+            actor_label: e.actor_label,
+            action: e.action,
+            target_kind: e.target_kind,
+            target_id: e.target_id,
+            severity: e.severity,
+            changes: serde_json::from_str(&e.changes).unwrap_or(Value::Null),
+            context: serde_json::from_str(&e.context).unwrap_or(Value::Null),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Actor id (a user, or a token id).
+    pub actor: Option<String>,
+    /// Target id (a user, group, role…).
+    pub target: Option<String>,
+    /// An action such as `user.deactivate`, or a prefix ending in `.` (`user.`).
+    pub action: Option<String>,
+    /// RFC 3339; events at or after.
+    pub since: Option<String>,
+    /// RFC 3339; events before.
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 500; default 50.
+    pub limit: Option<i64>,
+}
+
+fn parse_time(field: &str, v: Option<&str>) -> Result<Option<i64>> {
+    v.map(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(muster_core::clock::to_millis)
+            .map_err(|_| {
+                crate::AppError::invalid(
+                    field,
+                    "give an RFC 3339 time such as 2026-11-25T10:00:00Z",
+                )
+            })
+    })
+    .transpose()
+}
+
+pub(crate) fn store_query(q: AuditQuery, limit: i64) -> Result<muster_store::audit::EventQuery> {
+    for (field, v) in [
+        ("actor", &q.actor),
+        ("target", &q.target),
+        ("action", &q.action),
+    ] {
+        if v.as_ref().is_some_and(|s| s.len() > 256) {
+            return Err(crate::AppError::invalid(field, "at most 256 characters"));
+        }
+    }
+    Ok(muster_store::audit::EventQuery {
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        actor_id: q.actor,
+        target_id: q.target,
+        action: q.action,
+        after: crate::users::parse_cursor(q.cursor)?,
+        limit,
+    })
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    q: AuditQuery,
+) -> Result<crate::users::Page<EventView>> {
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
+    let limit = crate::users::page_limit(q.limit)?;
+    let rows = muster_store::audit::list(&app.db, &org.id, &store_query(q, limit + 1)?).await?;
+    crate::users::paginate(rows, limit, |r| r.event.id.clone(), |r| Ok(r.into()))
+}
+
+/// Streams every event matching `q` to `sink`, a page at a time (the export).
+pub async fn export(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    q: AuditQuery,
+    mut sink: impl FnMut(EventView) -> std::io::Result<()>,
+) -> Result<u64> {
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
+    app.seal_all().await?;
+    let mut sq = store_query(q, 1000)?;
+    let mut n = 0;
+    loop {
+        let rows = muster_store::audit::list(&app.db, &org.id, &sq).await?;
+        let Some(last) = rows.last().map(|r| r.event.id.clone()) else {
+            break;
+        };
+        let full = rows.len() as i64 == sq.limit;
+        for r in rows {
+            sink(r.into()).map_err(|e| {
+                crate::AppError::Refused(format!("could not write the export: {e}"))
+            })?;
+            n += 1;
+        }
+        if !full {
+            break;
+        }
+        sq.after = Some(last);
+    }
+    Ok(n)
+}

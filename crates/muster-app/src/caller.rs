@@ -1,0 +1,164 @@
+//! Who is calling, and what they may touch.
+//!
+//! Tenant isolation lives here: `org` resolves the organization a request names
+//! and answers `NotFound` — never `Forbidden` — when it is not the caller's, so
+//! another tenant's existence is not even confirmed. Permissions are read from
+//! the database on every call (`require`): no stale copy is ever trusted.
+
+use crate::{App, AppError, Result, secrets};
+use muster_core::audit::{Actor, ActorKind, Context};
+use muster_core::{Permission, PermissionSet, UserState, tokens};
+use muster_store::orgs::OrgRow;
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Someone at the server's console (the CLI): trusted, unrestricted.
+    Operator { name: String },
+    /// A user of one organization, through an API token (or, later, a session).
+    User {
+        org_id: String,
+        org_slug: String,
+        user_id: String,
+        email: String,
+        token_id: Option<String>,
+        token_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub ctx: Context,
+}
+
+impl Caller {
+    pub fn operator(name: &str) -> Self {
+        Self {
+            principal: Principal::Operator {
+                name: name.to_owned(),
+            },
+            ctx: Context::default(),
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        match &self.principal {
+            Principal::Operator { name } => Actor::cli(name),
+            Principal::User {
+                user_id,
+                email,
+                token_id: Some(t),
+                token_name,
+                ..
+            } => Actor {
+                kind: ActorKind::ApiToken,
+                id: Some(t.clone()),
+                label: token_name.clone(),
+                on_behalf_of: Some(format!("{user_id} ({email})")),
+            },
+            Principal::User {
+                user_id,
+                email,
+                token_id: None,
+                ..
+            } => Actor {
+                kind: ActorKind::User,
+                id: Some(user_id.clone()),
+                label: Some(email.clone()),
+                on_behalf_of: None,
+            },
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::User { user_id, .. } => Some(user_id),
+            Principal::Operator { .. } => None,
+        }
+    }
+}
+
+/// Authenticates `Authorization: Bearer mst_…`. Every failure — malformed,
+/// unknown, wrong secret, expired, revoked, user not active — is the same
+/// `Unauthenticated`, so a client learns nothing about which it was.
+pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Result<Caller> {
+    let parsed = tokens::parse(tokens::API_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
+    let id = parsed.id.to_string();
+    let row = muster_store::tokens::for_auth(&app.db, &id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let now = app.now_ms();
+    let valid = secrets::secret_matches(parsed.secret, &row.secret_hash)
+        && row.revoked_at.is_none()
+        && row.expires_at.is_none_or(|e| now < e)
+        && UserState::parse(&row.user_state).is_some_and(UserState::can_sign_in);
+    if !valid {
+        return Err(AppError::Unauthenticated);
+    }
+    // Last use is recorded at most once a minute, off the request's path.
+    if row.last_used_at.is_none_or(|t| now - t > 60_000) {
+        let db = app.db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = muster_store::tokens::touch(&db, &id, now).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        });
+    }
+    Ok(Caller {
+        principal: Principal::User {
+            org_id: row.org_id,
+            org_slug: row.org_slug,
+            user_id: row.user_id,
+            email: row.user_email,
+            token_id: Some(row.id),
+            token_name: Some(row.name),
+        },
+        ctx,
+    })
+}
+
+/// The organization a request names, if the caller may see it at all.
+pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRow> {
+    if let Principal::User { org_slug, .. } = &caller.principal {
+        if org_slug != slug {
+            return Err(AppError::NotFound("organization"));
+        }
+    }
+    muster_store::orgs::by_slug(&app.db, slug)
+        .await?
+        .ok_or(AppError::NotFound("organization"))
+}
+
+/// Fails unless the caller holds `perm` in the organization right now.
+pub async fn require(app: &App, caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
+    match &caller.principal {
+        Principal::Operator { .. } => Ok(()),
+        Principal::User {
+            org_id: own,
+            user_id,
+            ..
+        } => {
+            if own != org_id {
+                return Err(AppError::NotFound("organization"));
+            }
+            let mut set = PermissionSet::default();
+            for stored in
+                muster_store::roles::effective_permissions(&app.db, org_id, user_id).await?
+            {
+                set.extend(PermissionSet::from_stored(&stored).iter());
+            }
+            if set.contains(perm) {
+                Ok(())
+            } else {
+                Err(AppError::Forbidden(perm.as_str()))
+            }
+        }
+    }
+}
+
+/// The organization plus a permission check: the opening of most use cases.
+pub async fn org_with(app: &App, caller: &Caller, slug: &str, perm: Permission) -> Result<OrgRow> {
+    let org = org(app, caller, slug).await?;
+    require(app, caller, &org.id, perm).await?;
+    Ok(org)
+}

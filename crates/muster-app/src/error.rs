@@ -1,0 +1,63 @@
+//! Use-case errors. The web layer maps these to HTTP in one place; the CLI
+//! prints them. `Internal` carries the cause for the log, never for a client.
+
+use muster_core::lifecycle::TransitionError;
+use muster_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Unknown, or belongs to another organization: the two look the same.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("this action needs the '{0}' permission")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e)
+    }
+}
+
+/// Turns a unique-constraint failure into the conflict a person can act on.
+/// `cases` pairs a fragment of the index or column name with the field.
+pub(crate) fn conflict(e: StoreError, cases: &[(&str, &'static str, &str)]) -> AppError {
+    if let StoreError::Conflict(what) = &e {
+        for (needle, field, message) in cases {
+            if what.contains(needle) {
+                return AppError::Conflict {
+                    field,
+                    message: (*message).to_owned(),
+                };
+            }
+        }
+    }
+    AppError::Internal(e)
+}

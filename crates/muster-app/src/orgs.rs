@@ -1,0 +1,162 @@
+//! Organizations: the personal directory and business tenants, each created
+//! with its built-in roles.
+
+use crate::audit::{self, Event};
+use crate::error::conflict;
+use crate::{App, AppError, Caller, Result};
+use muster_core::orgs::{OrgKind, PERSONAL_SLUG};
+use muster_core::rbac::BuiltinRole;
+use muster_core::{OrgId, OrgSlug, Permission, RoleId};
+use muster_store::orgs::OrgRow;
+use muster_store::roles::RoleRow;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrgView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub kind: OrgKind,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<OrgRow> for OrgView {
+    fn from(o: OrgRow) -> Self {
+        Self {
+            id: o.id,
+            slug: o.slug,
+            name: o.name,
+            kind: OrgKind::parse(&o.kind).unwrap_or(OrgKind::Business),
+            created_at: crate::users::rfc3339(o.created_at),
+        }
+    }
+}
+
+fn valid_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "give a name of 1 to 128 characters",
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+/// Creates a business organization (operators only: the CLI).
+pub async fn create(app: &App, caller: &Caller, slug: &str, name: &str) -> Result<OrgView> {
+    if !matches!(caller.principal, crate::Principal::Operator { .. }) {
+        return Err(AppError::Forbidden("operator"));
+    }
+    let slug = OrgSlug::parse(slug).map_err(|e| AppError::invalid("slug", e.to_string()))?;
+    if slug.as_str() == PERSONAL_SLUG {
+        return Err(AppError::Conflict {
+            field: "slug",
+            message: "that slug is reserved".into(),
+        });
+    }
+    let name = valid_name(name)?;
+    insert(app, caller, slug.as_str(), &name, OrgKind::Business).await
+}
+
+async fn insert(
+    app: &App,
+    caller: &Caller,
+    slug: &str,
+    name: &str,
+    kind: OrgKind,
+) -> Result<OrgView> {
+    let now = app.now_ms();
+    let row = OrgRow {
+        id: OrgId::new().to_string(),
+        slug: slug.to_owned(),
+        name: name.to_owned(),
+        kind: kind.as_str().to_owned(),
+        settings: "{}".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = app.db.begin().await?;
+    muster_store::orgs::insert(&mut tx, &row)
+        .await
+        .map_err(|e| {
+            conflict(
+                e,
+                &[("slug", "slug", "an organization with that slug exists")],
+            )
+        })?;
+    for r in BuiltinRole::ALL {
+        muster_store::roles::insert(
+            &mut tx,
+            &RoleRow {
+                id: RoleId::new().to_string(),
+                org_id: row.id.clone(),
+                role_key: r.key().into(),
+                name: r.key().into(),
+                description: Some(r.description().into()),
+                permissions: r.permissions().to_stored(),
+                builtin: true,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        app,
+        &mut tx,
+        caller,
+        Event::new(&row.id, "org.created")
+            .target("org", &row.id)
+            .change("slug", (), slug)
+            .change("name", (), name),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// The built-in personal directory exists in every deployment.
+pub async fn ensure_personal(app: &App) -> Result<()> {
+    if muster_store::orgs::by_slug(&app.db, PERSONAL_SLUG)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    match insert(
+        app,
+        &Caller::operator("system"),
+        PERSONAL_SLUG,
+        "Personal accounts",
+        OrgKind::Personal,
+    )
+    .await
+    {
+        Ok(_) | Err(AppError::Conflict { .. }) => Ok(()), // another instance won the race
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn get(app: &App, caller: &Caller, slug: &str) -> Result<OrgView> {
+    Ok(crate::caller::org(app, caller, slug).await?.into())
+}
+
+pub async fn rename(app: &App, caller: &Caller, slug: &str, name: &str) -> Result<OrgView> {
+    let org = crate::caller::org_with(app, caller, slug, Permission::OrgManage).await?;
+    let name = valid_name(name)?;
+    let mut tx = app.db.begin().await?;
+    muster_store::orgs::update_name(&mut tx, &org.id, &name, app.now_ms()).await?;
+    audit::record(
+        app,
+        &mut tx,
+        caller,
+        Event::new(&org.id, "org.updated")
+            .target("org", &org.id)
+            .change("name", &org.name, &name),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(OrgRow { name, ..org }.into())
+}

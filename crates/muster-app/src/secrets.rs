@@ -1,0 +1,108 @@
+//! Random secrets, their hashes and comparisons; password hashing.
+
+use crate::{AppError, Result};
+use base64::Engine;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// 32 random bytes as 43 characters of unpadded base64url: 256 bits.
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Tokens carry 256 bits of entropy, so one SHA-256 is enough; a slow hash
+/// would only slow every request.
+pub fn hash_secret(secret: &str) -> String {
+    muster_core::audit::hex(&Sha256::digest(secret.as_bytes()))
+}
+
+pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
+    hash_secret(secret)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
+}
+
+/// The default password policy (DESIGN.md, onboarding): at least 8 characters
+/// with upper case, lower case, a digit and a special character.
+pub fn check_password_policy(pw: &str) -> Result<()> {
+    let n = pw.chars().count();
+    let ok = (8..=256).contains(&n)
+        && pw.chars().any(char::is_uppercase)
+        && pw.chars().any(char::is_lowercase)
+        && pw.chars().any(|c| c.is_ascii_digit())
+        && pw.chars().any(|c| !c.is_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "password",
+            "use 8 to 256 characters with an upper-case letter, a lower-case letter, a digit and a special character",
+        ))
+    }
+}
+
+/// argon2id with the crate's recommended parameters, off the async runtime.
+pub async fn hash_password(pw: String) -> Result<String> {
+    use argon2::PasswordHasher;
+    tokio::task::spawn_blocking(move || {
+        argon2::Argon2::default()
+            .hash_password(pw.as_bytes())
+            .map(|h| h.to_string())
+    })
+    .await
+    .ok()
+    .and_then(|r| r.ok())
+    .ok_or_else(|| AppError::Refused("could not hash the password".into()))
+}
+
+pub async fn verify_password(pw: String, hash: String) -> bool {
+    use argon2::PasswordVerifier;
+    tokio::task::spawn_blocking(move || {
+        argon2::Argon2::default()
+            .verify_password(pw.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_and_match_only_themselves() {
+        let a = random_secret();
+        let b = random_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert!(secret_matches(&a, &hash_secret(&a)));
+        assert!(!secret_matches(&b, &hash_secret(&a)));
+    }
+
+    #[test]
+    fn password_policy_names_what_is_missing() {
+        assert!(check_password_policy("Str0ng!pass").is_ok());
+        for weak in [
+            "short1!",
+            "alllower1!",
+            "ALLUPPER1!",
+            "NoDigits!!",
+            "NoSpecial1",
+        ] {
+            assert!(check_password_policy(weak).is_err(), "{weak}");
+        }
+    }
+
+    #[tokio::test]
+    async fn argon2id_hashes_verify_and_refuse_the_wrong_password() {
+        let h = hash_password("Str0ng!pass".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("Str0ng!pass".into(), h.clone()).await);
+        assert!(!verify_password("Str0ng!pasS".into(), h).await);
+    }
+}

@@ -1,0 +1,557 @@
+//! Users: create, read, list, edit, and every lifecycle transition.
+
+use crate::audit::{self, Event};
+use crate::caller::{org_with, require};
+use crate::error::conflict;
+use crate::{App, AppError, Caller, Result, access, secrets};
+use muster_core::lifecycle::{self, Facts, Outcome};
+use muster_core::users::{CreationSource, ManagedBy, Profile, valid_user_name};
+use muster_core::{EmailAddress, LifecycleEvent, Permission, RoleAssignmentId, UserId, UserState};
+use muster_store::roles::AssignmentRow;
+use muster_store::users::{ListQuery, UserRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A user as the API shows it. Never carries a password hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub user_name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub state: UserState,
+    pub source: CreationSource,
+    pub managed_by: ManagedBy,
+    pub profile: Profile,
+    pub has_password: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: String,
+    pub version: i64,
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    muster_core::clock::from_millis(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl TryFrom<UserRow> for UserView {
+    type Error = AppError;
+    fn try_from(u: UserRow) -> Result<Self> {
+        let corrupt = |what: &str| {
+            AppError::Internal(muster_store::StoreError::Corrupt(format!(
+                "user {}: {what}",
+                u.id
+            )))
+        };
+        Ok(Self {
+            state: UserState::parse(&u.state).ok_or_else(|| corrupt("state"))?,
+            source: CreationSource::parse(&u.source).ok_or_else(|| corrupt("source"))?,
+            managed_by: ManagedBy::parse(&u.managed_by).ok_or_else(|| corrupt("managed_by"))?,
+            profile: serde_json::from_str(&u.profile).map_err(|_| corrupt("profile"))?,
+            has_password: u.password_hash.is_some(),
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+            id: u.id,
+            user_name: u.user_name,
+            email: u.email,
+            email_verified: u.email_verified,
+            version: u.version,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub email: String,
+    /// Defaults to the email address.
+    #[serde(default)]
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub profile: Profile,
+    /// Role keys or ids, granted in the organization scope. Default: `member`.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// An initial password (the account is then active); otherwise the account
+    /// is `provisioned` and waits for activation. Never stored in clear or logged.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<secrecy::SecretString>,
+}
+
+const USER_CONFLICTS: &[(&str, &str, &str)] = &[
+    (
+        "email",
+        "email",
+        "a user with this email already exists in the organization",
+    ),
+    (
+        "user_name",
+        "user_name",
+        "a user with this user name already exists in the organization",
+    ),
+    (
+        "external_id",
+        "external_id",
+        "a user with this external id already exists in the organization",
+    ),
+];
+
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    input: NewUser,
+) -> Result<UserView> {
+    let org = org_with(app, caller, org_slug, Permission::UsersWrite).await?;
+    let email =
+        EmailAddress::parse(&input.email).map_err(|e| AppError::invalid("email", e.to_string()))?;
+    let user_name = input.user_name.unwrap_or_else(|| email.as_str().to_owned());
+    if !valid_user_name(&user_name) {
+        return Err(AppError::invalid(
+            "user_name",
+            "give 1 to 256 printable characters",
+        ));
+    }
+    input
+        .profile
+        .validate()
+        .map_err(|e| AppError::invalid(e.field, e.reason))?;
+    let password_hash = match input.password {
+        Some(pw) => {
+            use secrecy::ExposeSecret;
+            secrets::check_password_policy(pw.expose_secret())?;
+            Some(secrets::hash_password(pw.expose_secret().to_owned()).await?)
+        }
+        None => None,
+    };
+    let role_keys = input.roles.unwrap_or_else(|| vec!["member".into()]);
+    if !role_keys.is_empty() && role_keys != ["member"] {
+        require(app, caller, &org.id, Permission::RolesWrite).await?;
+    }
+    let now = app.now_ms();
+    let state = if password_hash.is_some() {
+        UserState::Active
+    } else {
+        UserState::Provisioned
+    };
+    let row = UserRow {
+        id: UserId::new().to_string(),
+        org_id: org.id.clone(),
+        user_name,
+        email: email.as_str().to_owned(),
+        email_verified: false,
+        display_name: input.profile.display_name.clone(),
+        given_name: input.profile.given_name.clone(),
+        family_name: input.profile.family_name.clone(),
+        external_id: input.profile.external_id.clone(),
+        state: state.as_str().into(),
+        source: CreationSource::Admin.as_str().into(),
+        managed_by: ManagedBy::Local.as_str().into(),
+        profile: serde_json::to_string(&input.profile).unwrap_or_else(|_| "{}".into()),
+        password_hash,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = app.db.begin().await?;
+    if let Some(m) = &input.profile.enterprise.manager {
+        if !muster_store::users::exists(&mut tx, &org.id, m).await? {
+            return Err(AppError::invalid(
+                "profile.enterprise.manager",
+                "no such user in this organization",
+            ));
+        }
+    }
+    muster_store::users::insert(&mut tx, &row)
+        .await
+        .map_err(|e| conflict(e, USER_CONFLICTS))?;
+    let mut granted = Vec::new();
+    for key in &role_keys {
+        let role = muster_store::roles::find_in(&mut tx, &org.id, key)
+            .await?
+            .ok_or_else(|| {
+                AppError::invalid("roles", format!("no role '{key}' in this organization"))
+            })?;
+        crate::roles::check_can_grant(app, caller, &org.id, &role).await?;
+        muster_store::roles::assign(
+            &mut tx,
+            &AssignmentRow {
+                id: RoleAssignmentId::new().to_string(),
+                org_id: org.id.clone(),
+                role_id: role.id.clone(),
+                role_key: role.role_key.clone(),
+                user_id: Some(row.id.clone()),
+                group_id: None,
+                scope_kind: "organization".into(),
+                scope_id: None,
+                created_at: now,
+            },
+        )
+        .await
+        .map_err(|e| {
+            conflict(
+                e,
+                &[("role_assignments", "roles", "a role is listed twice")],
+            )
+        })?;
+        granted.push(role.role_key);
+    }
+    let ev = Event::new(&org.id, "user.created")
+        .target("user", &row.id)
+        .change("email", (), &row.email)
+        .change("state", (), &row.state)
+        .detail("roles", &granted)
+        .detail("source", &row.source);
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    metrics::counter!("muster_lifecycle_transitions_total", "event" => "create").increment(1);
+    row.try_into()
+}
+
+pub async fn get(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<UserView> {
+    let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
+    muster_store::users::get(&app.db, &org.id, id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?
+        .try_into()
+}
+
+/// The caller's own user.
+pub async fn me(app: &App, caller: &Caller) -> Result<UserView> {
+    match &caller.principal {
+        crate::Principal::User {
+            org_id, user_id, ..
+        } => muster_store::users::get(&app.db, org_id, user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?
+            .try_into(),
+        crate::Principal::Operator { .. } => Err(AppError::NotFound("user")),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub search: Option<String>,
+    pub state: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// A page of results; `next_cursor` is absent on the last page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=500).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::invalid("limit", "must be between 1 and 500")),
+    }
+}
+
+/// Cursors are the last id of the previous page; they must look like one.
+pub(crate) fn parse_cursor(c: Option<String>) -> Result<Option<String>> {
+    match c {
+        Some(c) if uuid::Uuid::try_parse(&c).is_err() => Err(AppError::invalid(
+            "cursor",
+            "not a cursor from a previous page",
+        )),
+        other => Ok(other),
+    }
+}
+
+pub(crate) fn paginate<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> String,
+    view: impl Fn(R) -> Result<T>,
+) -> Result<Page<T>> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = if more { rows.last().map(&id) } else { None };
+    Ok(Page {
+        items: rows.into_iter().map(view).collect::<Result<_>>()?,
+        next_cursor,
+    })
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    p: ListParams,
+) -> Result<Page<UserView>> {
+    let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
+    if let Some(s) = &p.state {
+        if UserState::parse(s).is_none() {
+            return Err(AppError::invalid("state", format!("unknown state '{s}'")));
+        }
+    }
+    if p.search.as_ref().is_some_and(|s| s.chars().count() > 256) {
+        return Err(AppError::invalid(
+            "q",
+            "search terms are at most 256 characters",
+        ));
+    }
+    let limit = page_limit(p.limit)?;
+    let q = ListQuery {
+        search: p.search.filter(|s| !s.is_empty()),
+        state: p.state,
+        after: parse_cursor(p.cursor)?,
+        limit: limit + 1,
+    };
+    let rows = muster_store::users::list(&app.db, &org.id, &q).await?;
+    paginate(rows, limit, |r| r.id.clone(), UserView::try_from)
+}
+
+/// The editable part of a user, as a JSON merge patch (RFC 7396) applies to it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Editable {
+    email: String,
+    user_name: String,
+    profile: Profile,
+}
+
+/// Applies a JSON merge patch (RFC 7396) to the user's email, user name and profile.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    id: &str,
+    patch: Value,
+    if_version: Option<i64>,
+) -> Result<UserView> {
+    let org = org_with(app, caller, org_slug, Permission::UsersWrite).await?;
+    if !patch.is_object() {
+        return Err(AppError::invalid(
+            "body",
+            "a merge patch must be a JSON object",
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let mut row = muster_store::users::get_for_update(&mut tx, &org.id, id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    if if_version.is_some_and(|v| v != row.version) {
+        return Err(AppError::Conflict {
+            field: "version",
+            message: "the user changed since you read it".into(),
+        });
+    }
+    let before: Profile = serde_json::from_str(&row.profile).unwrap_or_default();
+    let mut doc = serde_json::to_value(Editable {
+        email: row.email.clone(),
+        user_name: row.user_name.clone(),
+        profile: before.clone(),
+    })
+    .unwrap_or(Value::Null);
+    merge_patch(&mut doc, &patch);
+    let edited: Editable = serde_json::from_value(doc)
+        .map_err(|e| AppError::invalid("body", clean_serde(&e.to_string())))?;
+    let email = EmailAddress::parse(&edited.email)
+        .map_err(|e| AppError::invalid("email", e.to_string()))?;
+    if !valid_user_name(&edited.user_name) {
+        return Err(AppError::invalid(
+            "user_name",
+            "give 1 to 256 printable characters",
+        ));
+    }
+    edited
+        .profile
+        .validate()
+        .map_err(|e| AppError::invalid(e.field, e.reason))?;
+    if let Some(m) = &edited.profile.enterprise.manager {
+        if m == id || !muster_store::users::exists(&mut tx, &org.id, m).await? {
+            return Err(AppError::invalid(
+                "profile.enterprise.manager",
+                "no such other user in this organization",
+            ));
+        }
+    }
+    let mut ev = Event::new(&org.id, "user.updated").target("user", id);
+    if email.as_str() != row.email {
+        ev = ev.change("email", &row.email, email.as_str());
+        row.email_verified = false;
+    }
+    if edited.user_name != row.user_name {
+        ev = ev.change("user_name", &row.user_name, &edited.user_name);
+    }
+    let (b, a) = (
+        serde_json::to_value(&before).unwrap_or(Value::Null),
+        serde_json::to_value(&edited.profile).unwrap_or(Value::Null),
+    );
+    if let (Value::Object(b), Value::Object(a)) = (&b, &a) {
+        let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for k in keys {
+            if b.get(k) != a.get(k) {
+                ev = ev.change(&format!("profile.{k}"), b.get(k), a.get(k));
+            }
+        }
+    }
+    if ev.changes.is_empty() {
+        return row.try_into();
+    }
+    row.email = email.as_str().to_owned();
+    row.user_name = edited.user_name;
+    row.display_name = edited.profile.display_name.clone();
+    row.given_name = edited.profile.given_name.clone();
+    row.family_name = edited.profile.family_name.clone();
+    row.external_id = edited.profile.external_id.clone();
+    row.profile = serde_json::to_string(&edited.profile).unwrap_or_else(|_| "{}".into());
+    row.updated_at = app.now_ms();
+    muster_store::users::update(&mut tx, &row)
+        .await
+        .map_err(|e| conflict(e, USER_CONFLICTS))?;
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    row.version += 1;
+    row.try_into()
+}
+
+/// RFC 7396 §2: objects merge recursively, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(t) = target {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// serde's messages are clear but end with a position; keep the clear part.
+pub(crate) fn clean_serde(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// The one path for every lifecycle transition, from every surface.
+pub async fn transition(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    id: &str,
+    event: LifecycleEvent,
+) -> Result<Option<UserView>> {
+    let org = org_with(app, caller, org_slug, Permission::UsersLifecycle).await?;
+    if caller.user_id() == Some(id)
+        && matches!(
+            event,
+            LifecycleEvent::Suspend
+                | LifecycleEvent::Lock
+                | LifecycleEvent::Deactivate
+                | LifecycleEvent::Delete
+        )
+    {
+        return Err(AppError::Refused(
+            "you cannot take away your own access; ask another administrator".into(),
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let mut row = muster_store::users::get_for_update(&mut tx, &org.id, id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let state = UserState::parse(&row.state).ok_or_else(|| {
+        AppError::Internal(muster_store::StoreError::Corrupt(format!(
+            "user {id}: state"
+        )))
+    })?;
+    let outcome = lifecycle::transition(
+        state,
+        event,
+        Facts {
+            has_credential: row.password_hash.is_some(),
+        },
+    )?;
+    let action = format!("user.{}", event.as_str());
+    let mut ev = Event::new(&org.id, &action).target("user", id);
+    let revoked = if outcome.removes_access() {
+        Some(access::revoke_all(app, &mut tx, &org.id, id).await?)
+    } else {
+        None
+    };
+    match outcome {
+        Outcome::Deleted => {
+            muster_store::users::delete(&mut tx, &org.id, id).await?;
+            ev = ev.change("state", state, "deleted").security();
+        }
+        Outcome::To(next) => {
+            muster_store::users::set_state(&mut tx, &org.id, id, next.as_str(), app.now_ms())
+                .await?;
+            ev = ev.change("state", state, next);
+            if outcome.removes_access() {
+                ev = ev.security();
+            }
+            row.state = next.as_str().into();
+            row.version += 1;
+        }
+    }
+    if let Some(r) = &revoked {
+        ev = ev.detail("revoked", r);
+    }
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    metrics::counter!("muster_lifecycle_transitions_total", "event" => event.as_str()).increment(1);
+    match outcome {
+        Outcome::Deleted => Ok(None),
+        Outcome::To(_) => Ok(Some(row.try_into()?)),
+    }
+}
+
+/// Finds a user by email within an organization (the CLI names users by email).
+pub async fn id_by_email(app: &App, org_id: &str, email: &str) -> Result<String> {
+    let email =
+        EmailAddress::parse(email).map_err(|e| AppError::invalid("email", e.to_string()))?;
+    Ok(muster_store::users::by_email(&app.db, org_id, &email.key())
+        .await?
+        .ok_or(AppError::NotFound("user"))?
+        .id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396_examples() {
+        // RFC 7396 Appendix A, a selection.
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
+        ];
+        for (mut target, patch, want) in cases {
+            merge_patch(&mut target, &patch);
+            assert_eq!(target, want);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Store errors. Constraint violations are told apart so the app can say which
+//! value clashed; anything else is internal and never shown to a client.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict on {0}")]
+    Conflict(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                // PostgreSQL names the constraint; SQLite puts "table.column" in
+                // the message. Either way the index names below are what we match.
+                let what = db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned());
+                return Self::Conflict(what);
+            }
+        }
+        Self::Database(e)
+    }
+}

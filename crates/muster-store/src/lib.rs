@@ -1,0 +1,22 @@
+//! Persistence for Muster over SQLite and PostgreSQL.
+//!
+//! One `Db` enum over the two pools; one module per aggregate. A query both
+//! dialects understand is written once and run through `on_db!`/`on_tx!`;
+//! where the dialects differ, the two forms sit side by side.
+
+#[macro_use]
+mod macros;
+pub mod access;
+pub mod audit;
+mod db;
+mod error;
+pub mod groups;
+pub mod orgs;
+pub mod roles;
+pub mod tokens;
+pub mod users;
+
+pub use db::{Backend, Db, DbOptions, Tx};
+pub use error::StoreError;
+
+pub type Result<T> = std::result::Result<T, StoreError>;

@@ -1,0 +1,152 @@
+//! Roles, role assignments, and the effective-permission query that every
+//! authorised request runs afresh.
+
+use crate::{Db, Result, Tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: String,
+    pub org_id: String,
+    pub role_key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: String,
+    pub builtin: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str =
+    "id, org_id, role_key, name, description, permissions, builtin, created_at, updated_at";
+
+pub async fn insert(tx: &mut Tx, r: &RoleRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO roles (id, org_id, role_key, name, description, permissions, builtin, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(&r.id).bind(&r.org_id).bind(&r.role_key).bind(&r.name).bind(&r.description)
+        .bind(&r.permissions).bind(r.builtin).bind(r.created_at).bind(r.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<RoleRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM roles WHERE org_id = $1 AND id = $2"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
+}
+
+/// By id or by key: the API accepts either.
+pub async fn find_in(tx: &mut Tx, org_id: &str, id_or_key: &str) -> Result<Option<RoleRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM roles WHERE org_id = $1 AND (id = $2 OR role_key = $2)"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(org_id).bind(id_or_key).fetch_optional(c).await)?)
+}
+
+pub async fn list(db: &Db, org_id: &str) -> Result<Vec<RoleRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM roles WHERE org_id = $1 ORDER BY builtin DESC, role_key"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).fetch_all(c).await)?)
+}
+
+pub async fn update(tx: &mut Tx, r: &RoleRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE roles SET name = $3, description = $4, permissions = $5, updated_at = $6 WHERE org_id = $1 AND id = $2")
+        .bind(&r.org_id).bind(&r.id).bind(&r.name).bind(&r.description).bind(&r.permissions).bind(r.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn delete(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM roles WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub id: String,
+    pub org_id: String,
+    pub role_id: String,
+    pub role_key: String,
+    pub user_id: Option<String>,
+    pub group_id: Option<String>,
+    pub scope_kind: String,
+    pub scope_id: Option<String>,
+    pub created_at: i64,
+}
+
+pub async fn assign(tx: &mut Tx, a: &AssignmentRow) -> Result<()> {
+    let principal = match (&a.user_id, &a.group_id) {
+        (Some(u), _) => format!("user:{u}"),
+        (None, Some(g)) => format!("group:{g}"),
+        (None, None) => String::new(),
+    };
+    let scope_key = match &a.scope_id {
+        Some(id) => format!("{}:{id}", a.scope_kind),
+        None => a.scope_kind.clone(),
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO role_assignments (id, org_id, role_id, user_id, group_id, principal, scope_kind, scope_id, scope_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(&a.id).bind(&a.org_id).bind(&a.role_id).bind(&a.user_id).bind(&a.group_id)
+        .bind(principal).bind(&a.scope_kind).bind(&a.scope_id).bind(scope_key).bind(a.created_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+const ASSIGNMENT_COLS: &str = "a.id, a.org_id, a.role_id, r.role_key, a.user_id, a.group_id, a.scope_kind, a.scope_id, a.created_at";
+
+pub async fn assignment_in(tx: &mut Tx, org_id: &str, id: &str) -> Result<Option<AssignmentRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ASSIGNMENT_COLS} FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE a.org_id = $1 AND a.id = $2"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn assignments(
+    db: &Db,
+    org_id: &str,
+    user_id: Option<&str>,
+    group_id: Option<&str>,
+) -> Result<Vec<AssignmentRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ASSIGNMENT_COLS} FROM role_assignments a JOIN roles r ON r.id = a.role_id
+         WHERE a.org_id = $1 AND ($2 IS NULL OR a.user_id = $2) AND ($3 IS NULL OR a.group_id = $3)
+         ORDER BY a.id"
+    ));
+    Ok(
+        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(user_id).bind(group_id).fetch_all(c).await)?,
+    )
+}
+
+pub async fn unassign(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM role_assignments WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn count_holders(tx: &mut Tx, role_id: &str) -> Result<i64> {
+    Ok(
+        on_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM role_assignments WHERE role_id = $1")
+        .bind(role_id).fetch_one(c).await)?,
+    )
+}
+
+/// The permission strings of every role the user holds in the organization,
+/// directly or through any group it is in at any depth of nesting.
+pub async fn effective_permissions(db: &Db, org_id: &str, user_id: &str) -> Result<Vec<String>> {
+    Ok(
+        on_db!(db, c => sqlx::query_scalar(EFFECTIVE).bind(org_id).bind(user_id).fetch_all(c).await)?,
+    )
+}
+
+const EFFECTIVE: &str = "WITH RECURSIVE g(id) AS (
+        SELECT group_id FROM group_user_members WHERE user_id = $2
+        UNION SELECT m.group_id FROM group_group_members m JOIN g ON m.child_id = g.id
+    )
+    SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
+    WHERE a.org_id = $1 AND a.scope_kind = 'organization'
+      AND (a.user_id = $2 OR a.group_id IN (SELECT id FROM g))";

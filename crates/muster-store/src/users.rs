@@ -1,0 +1,154 @@
+//! Users. Every query names the organization: a user id alone never reaches a row.
+
+use crate::{Db, Result, Tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub external_id: Option<String>,
+    pub state: String,
+    pub source: String,
+    pub managed_by: String,
+    pub profile: String,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
+    external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
+
+pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO users (id, org_id, user_name, user_name_key, email, email_key, email_verified,
+            display_name, given_name, family_name, external_id, state, source, managed_by, profile,
+            password_hash, created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
+        .bind(&u.id).bind(&u.org_id).bind(&u.user_name).bind(u.user_name.to_lowercase())
+        .bind(&u.email).bind(u.email.to_lowercase()).bind(u.email_verified)
+        .bind(&u.display_name).bind(&u.given_name).bind(&u.family_name).bind(&u.external_id)
+        .bind(&u.state).bind(&u.source).bind(&u.managed_by).bind(&u.profile)
+        .bind(&u.password_hash).bind(u.created_at).bind(u.updated_at).bind(u.version)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<UserRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND id = $2"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
+}
+
+/// Reads a user inside a transaction, locking the row on PostgreSQL so that
+/// concurrent lifecycle changes to one user are applied one after the other.
+pub async fn get_for_update(tx: &mut Tx, org_id: &str, id: &str) -> Result<Option<UserRow>> {
+    let lock = match tx.backend() {
+        crate::Backend::Postgres => " FOR UPDATE",
+        crate::Backend::Sqlite => "",
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND id = $2{lock}"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn by_email(db: &Db, org_id: &str, email: &str) -> Result<Option<UserRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND email_key = $2"
+    ));
+    Ok(
+        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(email.to_lowercase()).fetch_optional(c).await)?,
+    )
+}
+
+pub async fn exists(tx: &mut Tx, org_id: &str, id: &str) -> Result<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
+/// Writes every editable column and bumps the version.
+pub async fn update(tx: &mut Tx, u: &UserRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET user_name = $3, user_name_key = $4, email = $5, email_key = $6,
+            email_verified = $7, display_name = $8, given_name = $9, family_name = $10,
+            external_id = $11, state = $12, managed_by = $13, profile = $14, password_hash = $15,
+            updated_at = $16, version = version + 1
+         WHERE org_id = $1 AND id = $2")
+        .bind(&u.org_id).bind(&u.id).bind(&u.user_name).bind(u.user_name.to_lowercase())
+        .bind(&u.email).bind(u.email.to_lowercase()).bind(u.email_verified)
+        .bind(&u.display_name).bind(&u.given_name).bind(&u.family_name).bind(&u.external_id)
+        .bind(&u.state).bind(&u.managed_by).bind(&u.profile).bind(&u.password_hash).bind(u.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_state(tx: &mut Tx, org_id: &str, id: &str, state: &str, now: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET state = $3, updated_at = $4, version = version + 1 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(state).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn delete(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Case-insensitive substring of email, user name or a name part.
+    pub search: Option<String>,
+    pub state: Option<String>,
+    /// Return users with an id greater than this (cursor pagination).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> {
+    let pattern = q.search.as_deref().map(like_pattern);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users
+         WHERE org_id = $1
+           AND ($2 IS NULL OR state = $2)
+           AND ($3 IS NULL OR id > $3)
+           AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
+                OR lower(display_name) LIKE $4 ESCAPE '\\' OR lower(given_name) LIKE $4 ESCAPE '\\'
+                OR lower(family_name) LIKE $4 ESCAPE '\\')
+         ORDER BY id LIMIT $5"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql)
+        .bind(org_id).bind(&q.state).bind(&q.after).bind(&pattern).bind(q.limit)
+        .fetch_all(c).await)?)
+}
+
+/// `%term%`, lower-cased, with LIKE's own wildcards escaped.
+pub(crate) fn like_pattern(term: &str) -> String {
+    let mut p = String::with_capacity(term.len() + 2);
+    p.push('%');
+    for ch in term.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+pub async fn count_by_state(db: &Db, org_id: &str) -> Result<Vec<(String, i64)>> {
+    Ok(
+        on_db!(db, c => sqlx::query_as("SELECT state, COUNT(*) FROM users WHERE org_id = $1 GROUP BY state ORDER BY state")
+        .bind(org_id).fetch_all(c).await)?,
+    )
+}

@@ -1,0 +1,3 @@
+//! The admin REST API.
+
+pub mod v1;

@@ -1,0 +1,69 @@
+//! `/api/v1`: routes and the OpenAPI document, built together by utoipa-axum
+//! so that they cannot drift apart.
+
+mod audit;
+mod groups;
+mod orgs;
+mod roles;
+mod tokens;
+mod users;
+
+use crate::AppState;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Muster admin API", version = "1", description = "Identity lifecycle administration. Errors are RFC 9457 problem details."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(crate::error::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = doc.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(orgs::me))
+        .routes(routes!(orgs::get_org, orgs::update_org))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(users::lifecycle))
+        .routes(routes!(groups::list, groups::create))
+        .routes(routes!(groups::get, groups::update, groups::delete))
+        .routes(routes!(groups::members))
+        .routes(routes!(groups::add_user, groups::remove_user))
+        .routes(routes!(groups::add_group, groups::remove_group))
+        .routes(routes!(roles::list, roles::create))
+        .routes(routes!(roles::get, roles::update, roles::delete))
+        .routes(routes!(roles::list_assignments, roles::assign))
+        .routes(routes!(roles::unassign))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list));
+    let doc = r.get_openapi().clone();
+    r.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { Json(doc) }),
+    )
+}
+
+/// The OpenAPI document as served (the snapshot test reads it from here too).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().split_for_parts().1
+}

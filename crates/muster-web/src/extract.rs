@@ -1,0 +1,125 @@
+//! Extractors: the bearer caller, and JSON / query extractors whose rejections
+//! are problem details rather than axum's plain text.
+
+use crate::AppState;
+use crate::error::{ApiError, problem};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use muster_app::{AppError, Caller};
+use muster_core::audit::Context;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+fn header_str(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect())
+}
+
+pub fn context(parts: &Parts) -> Context {
+    Context {
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: header_str(parts, "user-agent"),
+        request_id: header_str(parts, "x-request-id"),
+    }
+}
+
+/// The authenticated caller of an `/api/v1` request.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(AppError::Unauthenticated)?;
+        let caller =
+            muster_app::caller::authenticate_api_token(&state.app, token.trim(), context(parts))
+                .await?;
+        Ok(Self(caller))
+    }
+}
+
+/// `axum::Json` with problem-detail rejections.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Response {
+    // serde's messages end with a position; keep the part a person can act on.
+    let text = r.body_text();
+    let msg = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    match r {
+        JsonRejection::JsonDataError(_) => {
+            problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid", msg, None)
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            problem(StatusCode::BAD_REQUEST, "malformed-json", msg, None)
+        }
+        JsonRejection::MissingJsonContentType(_) => problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the body as application/json",
+            None,
+        ),
+        JsonRejection::BytesRejection(_) => problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the body is over {} bytes", crate::BODY_LIMIT),
+            None,
+        ),
+        _ => problem(StatusCode::BAD_REQUEST, "bad-request", msg, None),
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` with problem-detail rejections.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                e.body_text(),
+                None,
+            )),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}

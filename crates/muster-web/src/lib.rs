@@ -1,0 +1,42 @@
+//! Muster's HTTP surfaces: the admin REST API under `/api/v1`, and the
+//! operations endpoints. Handlers are thin: extract, call one `muster_app`
+//! function, answer. Errors become HTTP in `error.rs` and nowhere else.
+
+pub mod api;
+mod error;
+mod extract;
+mod ops;
+
+pub use error::ApiError;
+pub use ops::metrics_handle;
+
+use axum::Router;
+use muster_app::App;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// Request bodies above this are refused with 413 before they are read in full.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api::v1::router().split_for_parts();
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(ops::span))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

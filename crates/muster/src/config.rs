@@ -1,0 +1,183 @@
+//! Configuration: flags override environment variables (clap reads both),
+//! which override an optional `muster.toml`; then defaults. Every value is
+//! checked here, so a bad one stops start-up with a message naming it.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// Configuration file (TOML). Default: ./muster.toml when it exists.
+    #[arg(long, global = true, env = "MUSTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long, global = true, env = "MUSTER_LISTEN")]
+    pub listen: Option<String>,
+    /// Base of links in emails and redirects [default: http://localhost:8080]
+    #[arg(long, global = true, env = "MUSTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SQLite file, server key, email outbox [default: ./muster-data]
+    #[arg(long, global = true, env = "MUSTER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://… or postgres://… [default: SQLite in the data dir]
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Database connections (PostgreSQL) or readers (SQLite) [default: 16]
+    #[arg(long, global = true, env = "MUSTER_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// Log format: pretty or json [default: pretty]
+    #[arg(long, global = true, env = "MUSTER_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The file's keys are the variable names without `MUSTER_`, in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: url::Url,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub max_connections: u32,
+    pub log_format: LogFormat,
+}
+
+fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("invalid configuration: MUSTER_{var} (`{key}` in muster.toml): {why}")
+}
+
+impl Settings {
+    pub fn load(flags: &Flags) -> anyhow::Result<Self> {
+        let file = match &flags.config {
+            Some(p) => read_file(p)?,
+            None if Path::new("muster.toml").exists() => read_file(Path::new("muster.toml"))?,
+            None => FileConfig::default(),
+        };
+        let listen = flags
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen.parse().map_err(|e| {
+            bad(
+                "LISTEN",
+                "listen",
+                format!("'{listen}' is not an address:port ({e})"),
+            )
+        })?;
+        let public_url = flags
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| "http://localhost:8080".into());
+        let public_url = url::Url::parse(&public_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                bad(
+                    "PUBLIC_URL",
+                    "public_url",
+                    format!("'{public_url}' is not an http(s) URL"),
+                )
+            })?;
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("muster-data"));
+        let database_url = match flags.database_url.clone().or(file.database_url) {
+            Some(u)
+                if u.starts_with("sqlite:")
+                    || u.starts_with("postgres:")
+                    || u.starts_with("postgresql:") =>
+            {
+                u
+            }
+            Some(_) => {
+                return Err(bad(
+                    "DATABASE_URL",
+                    "database_url",
+                    "must start with sqlite:// or postgres://",
+                ));
+            }
+            None => format!("sqlite://{}", data_dir.join("muster.db").display()),
+        };
+        let max_connections = flags
+            .database_max_connections
+            .or(file.database_max_connections)
+            .unwrap_or(16);
+        if !(1..=1000).contains(&max_connections) {
+            return Err(bad(
+                "DATABASE_MAX_CONNECTIONS",
+                "database_max_connections",
+                "must be 1 to 1000",
+            ));
+        }
+        let log_format = match flags.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    "log_format",
+                    format!("'{other}': use pretty or json"),
+                ));
+            }
+        };
+        Ok(Self {
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            max_connections,
+            log_format,
+        })
+    }
+
+    /// Creates the data directory when the database lives in it.
+    pub fn prepare_data_dir(&self) -> anyhow::Result<()> {
+        if self.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                bad(
+                    "DATA_DIR",
+                    "data_dir",
+                    format!("cannot create {}: {e}", self.data_dir.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: cannot read {}: {e}", p.display()))?;
+    let cfg = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize::<FileConfig>())
+        .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", p.display()))?;
+    Ok(cfg)
+}

@@ -1,0 +1,413 @@
+//! `muster`: the server and its operator commands (DESIGN.md §2 "CLI").
+
+mod config;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use config::{Flags, LogFormat, Settings};
+use muster_app::tokens::TokenInput;
+use muster_app::users::NewUser;
+use muster_app::{App, Caller, DbOptions};
+use muster_core::SystemClock;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "muster", version, about = "Identity lifecycle server")]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default)
+    Serve,
+    /// Apply schema migrations and exit
+    Migrate,
+    /// Business organizations
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Users
+    #[command(subcommand)]
+    User(UserCmd),
+    /// API tokens
+    #[command(subcommand, name = "api-token")]
+    ApiToken(TokenCmd),
+    /// The audit log
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// Role key (repeatable); default: member
+        #[arg(long)]
+        role: Vec<String>,
+        /// Read an initial password from standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Prints the token once
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Replays the hash chain; exits non-zero and names the events if it is broken
+    Verify {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes events as JSON Lines or CSV to standard output
+    Export {
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("muster: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logs(
+        settings.log_format,
+        matches!(cli.command, None | Some(Command::Serve)),
+    );
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("muster: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("muster: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat, server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Pretty => b.init(),
+    }
+}
+
+async fn open(s: &Settings) -> anyhow::Result<App> {
+    s.prepare_data_dir()?;
+    let opts = DbOptions {
+        max_connections: s.max_connections,
+    };
+    App::open(&s.database_url, &opts, Arc::new(SystemClock))
+        .await
+        .context("cannot open the database")
+}
+
+fn print(json: bool, value: &impl serde::Serialize, human: String) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{human}")?;
+    }
+    Ok(())
+}
+
+fn operator() -> Caller {
+    let name = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    Caller::operator(&format!("cli:{name}"))
+}
+
+async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode> {
+    let ok = std::process::ExitCode::SUCCESS;
+    match cmd {
+        Command::Serve => serve(s).await.map(|()| ok),
+        Command::Migrate => {
+            open(&s).await?;
+            println!("migrations applied");
+            Ok(ok)
+        }
+        Command::Org(OrgCmd::Create { slug, name, json }) => {
+            let app = open(&s).await?;
+            let org = muster_app::orgs::create(&app, &operator(), &slug, &name).await?;
+            app.seal_all().await?;
+            print(
+                json,
+                &org,
+                format!("created organization {} ({})", org.slug, org.id),
+            )?;
+            Ok(ok)
+        }
+        Command::User(UserCmd::Create {
+            org,
+            email,
+            role,
+            password_stdin,
+            json,
+        }) => {
+            let password = if password_stdin {
+                let mut pw = String::new();
+                std::io::stdin().read_to_string(&mut pw)?;
+                Some(pw.trim_end_matches(['\r', '\n']).to_owned().into())
+            } else {
+                None
+            };
+            let app = open(&s).await?;
+            let input = NewUser {
+                email,
+                user_name: None,
+                profile: Default::default(),
+                roles: (!role.is_empty()).then_some(role),
+                password,
+            };
+            let user = muster_app::users::create(&app, &operator(), &org, input).await?;
+            app.seal_all().await?;
+            print(
+                json,
+                &user,
+                format!(
+                    "created user {} ({}), {}",
+                    user.email,
+                    user.id,
+                    user.state.as_str()
+                ),
+            )?;
+            Ok(ok)
+        }
+        Command::ApiToken(TokenCmd::Create {
+            org,
+            email,
+            name,
+            expires_in_days,
+            json,
+        }) => {
+            let app = open(&s).await?;
+            let t = muster_app::tokens::create(
+                &app,
+                &operator(),
+                &org,
+                Some(&email),
+                TokenInput {
+                    name,
+                    expires_in_days,
+                },
+            )
+            .await?;
+            app.seal_all().await?;
+            print(
+                json,
+                &t,
+                format!(
+                    "{}\n(this token is shown once; it acts as {email})",
+                    t.secret
+                ),
+            )?;
+            Ok(ok)
+        }
+        Command::Audit(AuditCmd::Verify { org, json }) => {
+            let app = open(&s).await?;
+            let orgs = match org {
+                Some(slug) => vec![muster_store_org(&app, &slug).await?],
+                None => muster_store::orgs::all_ids(&app.db).await?,
+            };
+            let mut broken = false;
+            for (id, slug) in orgs {
+                let v = muster_app::audit::verify(&app, &id, &slug).await?;
+                broken |= !v.findings.is_empty();
+                let human = if v.findings.is_empty() {
+                    format!("{slug}: {} events, chain intact", v.events_checked)
+                } else {
+                    format!("{slug}: CHAIN BROKEN\n  {}", v.findings.join("\n  "))
+                };
+                print(json, &v, human)?;
+            }
+            Ok(if broken {
+                std::process::ExitCode::FAILURE
+            } else {
+                ok
+            })
+        }
+        Command::Audit(AuditCmd::Export { org, format, since }) => {
+            let app = open(&s).await?;
+            let q = muster_app::audit::AuditQuery {
+                since,
+                ..Default::default()
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match format.as_str() {
+                "jsonl" => {
+                    muster_app::audit::export(&app, &operator(), &org, q, |e| {
+                        serde_json::to_writer(&mut out, &e)?;
+                        out.write_all(b"\n")
+                    })
+                    .await?;
+                }
+                "csv" => {
+                    writeln!(
+                        out,
+                        "seq,id,occurred_at,severity,actor_kind,actor_id,actor_label,action,target_kind,target_id,changes,context"
+                    )?;
+                    muster_app::audit::export(&app, &operator(), &org, q, |e| {
+                        let cells = [
+                            e.seq.map(|s| s.to_string()).unwrap_or_default(),
+                            e.id,
+                            e.occurred_at,
+                            e.severity,
+                            e.actor_kind,
+                            e.actor_id.unwrap_or_default(),
+                            e.actor_label.unwrap_or_default(),
+                            e.action,
+                            e.target_kind.unwrap_or_default(),
+                            e.target_id.unwrap_or_default(),
+                            e.changes.to_string(),
+                            e.context.to_string(),
+                        ];
+                        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                        writeln!(out, "{}", line.join(","))
+                    })
+                    .await?;
+                }
+                other => anyhow::bail!("unknown format '{other}': use jsonl or csv"),
+            }
+            out.flush()?;
+            Ok(ok)
+        }
+    }
+}
+
+async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(String, String)> {
+    let org = muster_app::orgs::get(app, &operator(), slug).await?;
+    Ok((org.id, org.slug))
+}
+
+/// RFC 4180 quoting; a leading formula character is defused for spreadsheets.
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+async fn serve(s: Settings) -> anyhow::Result<()> {
+    let app = open(&s).await?;
+    let sealer = app.spawn_sealer();
+    let state = muster_web::AppState {
+        app: app.clone(),
+        metrics: muster_web::metrics_handle(),
+    };
+    let listener = tokio::net::TcpListener::bind(s.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", s.listen))?;
+    let addr = listener.local_addr()?;
+    let backend = match app.db.backend() {
+        muster_app::Backend::Sqlite => "SQLite",
+        muster_app::Backend::Postgres => "PostgreSQL",
+    };
+    println!(
+        "Muster listening on http://{addr} ({backend}); public URL {}",
+        s.public_url
+    );
+    println!("Create your first organization and its owner:");
+    println!("  muster org create --slug acme --name \"Acme\"");
+    println!(
+        "  muster user create --org acme --email you@example.com --role owner --password-stdin"
+    );
+    println!("  muster api-token create --org acme --email you@example.com --name admin");
+    let router = muster_web::router(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    sealer.abort();
+    app.seal_all().await?;
+    app.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish requests in flight, then exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
