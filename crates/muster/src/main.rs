@@ -8,7 +8,7 @@ use config::{Flags, LogFormat, Settings};
 use muster_app::tokens::TokenInput;
 use muster_app::users::NewUser;
 use muster_app::{App, Caller, DbOptions};
-use muster_core::SystemClock;
+use muster_core::{LifecycleEvent, SystemClock};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -69,6 +69,25 @@ enum UserCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Suspend (lock for now); ends every session and token
+    Suspend(Target),
+    Unsuspend(Target),
+    /// Offboard; ends every session and token, keeps data and audit history
+    Deactivate(Target),
+    Reactivate(Target),
+    Unlock(Target),
+    /// Irreversibly delete a deactivated user
+    Delete(Target),
+}
+
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +250,28 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
                     user.state.as_str()
                 ),
             )?;
+            Ok(ok)
+        }
+        Command::User(cmd) => {
+            let (event, t) = match cmd {
+                UserCmd::Suspend(t) => (LifecycleEvent::Suspend, t),
+                UserCmd::Unsuspend(t) => (LifecycleEvent::Unsuspend, t),
+                UserCmd::Deactivate(t) => (LifecycleEvent::Deactivate, t),
+                UserCmd::Reactivate(t) => (LifecycleEvent::Reactivate, t),
+                UserCmd::Unlock(t) => (LifecycleEvent::Unlock, t),
+                UserCmd::Delete(t) => (LifecycleEvent::Delete, t),
+                UserCmd::Create { .. } => anyhow::bail!("user create is handled above"),
+            };
+            let app = open(&s).await?;
+            let org = muster_app::orgs::get(&app, &operator(), &t.org).await?;
+            let id = muster_app::users::id_by_email(&app, &org.id, &t.email).await?;
+            let user = muster_app::users::transition(&app, &operator(), &t.org, &id, event).await?;
+            app.seal_all().await?;
+            let human = match &user {
+                Some(u) => format!("{} is now {}", u.email, u.state.as_str()),
+                None => format!("{} deleted", t.email),
+            };
+            print(t.json, &user, human)?;
             Ok(ok)
         }
         Command::ApiToken(TokenCmd::Create {

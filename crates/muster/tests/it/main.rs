@@ -1,0 +1,13 @@
+//! Muster's integration tests: one binary, a module per feature. Every test
+//! that touches storage runs on SQLite and on PostgreSQL (`both!`).
+
+mod access;
+mod audit;
+mod authz;
+mod bad_input;
+mod cli;
+mod groups;
+mod schema;
+
+pub use muster_testkit::{TestApp, both};
+pub use serde_json::json;
