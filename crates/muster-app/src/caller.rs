@@ -3,12 +3,11 @@
 //! Tenant isolation lives here: `org` resolves the organization a request names
 //! and answers `NotFound` — never `Forbidden` — when it is not the caller's, so
 //! another tenant's existence is not even confirmed. Permissions are read from
-//! the database on every call (`require`): no stale copy is ever trusted.
+//! the database when each request is authenticated: no copy outlives a request.
 
 use crate::{App, AppError, Result, secrets};
 use muster_core::audit::{Actor, ActorKind, Context};
 use muster_core::{Permission, PermissionSet, UserState, tokens};
-use muster_store::orgs::OrgRow;
 
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -22,6 +21,9 @@ pub enum Principal {
         email: String,
         token_id: Option<String>,
         token_name: Option<String>,
+        /// Read from the database when this request was authenticated; never
+        /// carried over from an earlier request.
+        permissions: PermissionSet,
     },
 }
 
@@ -104,8 +106,10 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
             }
         });
     }
+    let permissions = load_permissions(app, &row.org_id, &row.user_id).await?;
     Ok(Caller {
         principal: Principal::User {
+            permissions,
             org_id: row.org_id,
             org_slug: row.org_slug,
             user_id: row.user_id,
@@ -117,37 +121,57 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
     })
 }
 
-/// The organization a request names, if the caller may see it at all.
-pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRow> {
-    if let Principal::User { org_slug, .. } = &caller.principal {
-        if org_slug != slug {
-            return Err(AppError::NotFound("organization"));
-        }
+async fn load_permissions(app: &App, org_id: &str, user_id: &str) -> Result<PermissionSet> {
+    let mut set = PermissionSet::default();
+    for stored in muster_store::roles::effective_permissions(&app.db, org_id, user_id).await? {
+        set.extend(PermissionSet::from_stored(&stored).iter());
     }
-    muster_store::orgs::by_slug(&app.db, slug)
-        .await?
-        .ok_or(AppError::NotFound("organization"))
+    Ok(set)
 }
 
-/// Fails unless the caller holds `perm` in the organization right now.
-pub async fn require(app: &App, caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
+/// The organization a request names, once the caller is known to belong to it.
+#[derive(Debug, Clone)]
+pub struct OrgRef {
+    pub id: String,
+    pub slug: String,
+}
+
+/// The organization a request names, if the caller may see it at all. A
+/// user's own organization is known from authentication; operators look it up.
+pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRef> {
+    match &caller.principal {
+        Principal::User {
+            org_slug, org_id, ..
+        } if org_slug == slug => Ok(OrgRef {
+            id: org_id.clone(),
+            slug: slug.to_owned(),
+        }),
+        Principal::User { .. } => Err(AppError::NotFound("organization")),
+        Principal::Operator { .. } => {
+            let row = muster_store::orgs::by_slug(&app.db, slug)
+                .await?
+                .ok_or(AppError::NotFound("organization"))?;
+            Ok(OrgRef {
+                id: row.id,
+                slug: row.slug,
+            })
+        }
+    }
+}
+
+/// Fails unless the caller holds `perm` in the organization.
+pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
     match &caller.principal {
         Principal::Operator { .. } => Ok(()),
         Principal::User {
             org_id: own,
-            user_id,
+            permissions,
             ..
         } => {
             if own != org_id {
                 return Err(AppError::NotFound("organization"));
             }
-            let mut set = PermissionSet::default();
-            for stored in
-                muster_store::roles::effective_permissions(&app.db, org_id, user_id).await?
-            {
-                set.extend(PermissionSet::from_stored(&stored).iter());
-            }
-            if set.contains(perm) {
+            if permissions.contains(perm) {
                 Ok(())
             } else {
                 Err(AppError::Forbidden(perm.as_str()))
@@ -157,8 +181,8 @@ pub async fn require(app: &App, caller: &Caller, org_id: &str, perm: Permission)
 }
 
 /// The organization plus a permission check: the opening of most use cases.
-pub async fn org_with(app: &App, caller: &Caller, slug: &str, perm: Permission) -> Result<OrgRow> {
+pub async fn org_with(app: &App, caller: &Caller, slug: &str, perm: Permission) -> Result<OrgRef> {
     let org = org(app, caller, slug).await?;
-    require(app, caller, &org.id, perm).await?;
+    require(caller, &org.id, perm)?;
     Ok(org)
 }

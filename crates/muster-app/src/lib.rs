@@ -8,6 +8,7 @@ pub mod caller;
 mod error;
 pub mod groups;
 pub mod orgs;
+pub mod passwords;
 pub mod roles;
 pub mod secrets;
 pub mod tokens;
@@ -27,15 +28,27 @@ pub type Result<T> = std::result::Result<T, AppError>;
 pub struct App {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
+    pub hasher: passwords::Hasher,
     sealer: Arc<tokio::sync::Notify>,
+    /// Built-in roles never change after their organization is created, so
+    /// resolving `member` or `admin` need not cost a query per request.
+    builtin_roles: Arc<
+        std::sync::RwLock<
+            std::collections::HashMap<(String, String), muster_store::roles::RoleRow>,
+        >,
+    >,
 }
 
 impl App {
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        // As many hashing threads as cores (at most 4): hashing is CPU-bound.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         Self {
             db,
             clock,
+            hasher: passwords::Hasher::new(threads),
             sealer: Arc::new(tokio::sync::Notify::new()),
+            builtin_roles: Arc::default(),
         }
     }
 

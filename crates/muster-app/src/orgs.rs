@@ -140,11 +140,18 @@ pub async fn ensure_personal(app: &App) -> Result<()> {
 }
 
 pub async fn get(app: &App, caller: &Caller, slug: &str) -> Result<OrgView> {
-    Ok(crate::caller::org(app, caller, slug).await?.into())
+    let org = crate::caller::org(app, caller, slug).await?;
+    Ok(muster_store::orgs::by_id(&app.db, &org.id)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?
+        .into())
 }
 
 pub async fn rename(app: &App, caller: &Caller, slug: &str, name: &str) -> Result<OrgView> {
     let org = crate::caller::org_with(app, caller, slug, Permission::OrgManage).await?;
+    let org = muster_store::orgs::by_id(&app.db, &org.id)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
     let name = valid_name(name)?;
     let mut tx = app.db.begin().await?;
     muster_store::orgs::update_name(&mut tx, &org.id, &name, app.now_ms()).await?;

@@ -65,19 +65,42 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
 
 /// No one grants more than they hold: a role's permissions must all be the
 /// caller's own, so an admin cannot mint an owner.
-pub(crate) async fn check_can_grant(
-    app: &App,
-    caller: &Caller,
-    org_id: &str,
-    role: &RoleRow,
-) -> Result<()> {
+pub(crate) fn check_can_grant(caller: &Caller, org_id: &str, role: &RoleRow) -> Result<()> {
     if matches!(caller.principal, Principal::Operator { .. }) {
         return Ok(());
     }
     for p in PermissionSet::from_stored(&role.permissions).iter() {
-        require(app, caller, org_id, p).await?;
+        require(caller, org_id, p)?;
     }
     Ok(())
+}
+
+/// A role by id or key, in the caller's transaction; built-in roles from memory.
+pub(crate) async fn resolve(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    org_id: &str,
+    id_or_key: &str,
+) -> Result<Option<RoleRow>> {
+    let key = (org_id.to_owned(), id_or_key.to_owned());
+    if let Some(r) = app
+        .builtin_roles
+        .read()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
+        return Ok(Some(r));
+    }
+    let found = muster_store::roles::find_in(tx, org_id, id_or_key).await?;
+    if let Some(r) = found
+        .as_ref()
+        .filter(|r| r.builtin && r.role_key == id_or_key)
+    {
+        if let Ok(mut c) = app.builtin_roles.write() {
+            c.insert(key, r.clone());
+        }
+    }
+    Ok(found)
 }
 
 pub async fn list(app: &App, caller: &Caller, org_slug: &str) -> Result<Vec<RoleView>> {
@@ -183,15 +206,13 @@ pub async fn update(
         let perms = parse_permissions(&p)?.to_stored();
         // Widening a role is granting: the caller must hold what it adds.
         check_can_grant(
-            app,
             caller,
             &org.id,
             &RoleRow {
                 permissions: perms.clone(),
                 ..row.clone()
             },
-        )
-        .await?;
+        )?;
         ev = ev.change("permissions", &row.permissions, &perms);
         row.permissions = perms;
     }
@@ -279,7 +300,7 @@ pub async fn assign(
         ));
     }
     let mut tx = app.db.begin().await?;
-    let role = muster_store::roles::find_in(&mut tx, &org.id, &input.role)
+    let role = resolve(app, &mut tx, &org.id, &input.role)
         .await?
         .ok_or_else(|| AppError::invalid("role", "no such role in this organization"))?;
     match (&input.user_id, &input.group_id) {
@@ -300,7 +321,7 @@ pub async fn assign(
             ));
         }
     }
-    check_can_grant(app, caller, &org.id, &role).await?;
+    check_can_grant(caller, &org.id, &role)?;
     let row = AssignmentRow {
         id: RoleAssignmentId::new().to_string(),
         org_id: org.id.clone(),

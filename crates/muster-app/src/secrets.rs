@@ -45,31 +45,6 @@ pub fn check_password_policy(pw: &str) -> Result<()> {
     }
 }
 
-/// argon2id with the crate's recommended parameters, off the async runtime.
-pub async fn hash_password(pw: String) -> Result<String> {
-    use argon2::PasswordHasher;
-    tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
-            .hash_password(pw.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await
-    .ok()
-    .and_then(|r| r.ok())
-    .ok_or_else(|| AppError::Refused("could not hash the password".into()))
-}
-
-pub async fn verify_password(pw: String, hash: String) -> bool {
-    use argon2::PasswordVerifier;
-    tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
-            .verify_password(pw.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,13 +71,5 @@ mod tests {
         ] {
             assert!(check_password_policy(weak).is_err(), "{weak}");
         }
-    }
-
-    #[tokio::test]
-    async fn argon2id_hashes_verify_and_refuse_the_wrong_password() {
-        let h = hash_password("Str0ng!pass".into()).await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("Str0ng!pass".into(), h.clone()).await);
-        assert!(!verify_password("Str0ng!pasS".into(), h).await);
     }
 }

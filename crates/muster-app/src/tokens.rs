@@ -130,7 +130,7 @@ pub async fn create(
 /// Own tokens; everyone's with `sessions.revoke`.
 pub async fn list(app: &App, caller: &Caller, org_slug: &str) -> Result<Vec<TokenView>> {
     let org = org(app, caller, org_slug).await?;
-    let only = match require(app, caller, &org.id, Permission::SessionsRevoke).await {
+    let only = match require(caller, &org.id, Permission::SessionsRevoke) {
         Ok(()) => None,
         Err(AppError::Forbidden(_)) => caller.user_id(),
         Err(e) => return Err(e),
@@ -150,7 +150,7 @@ pub async fn revoke(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Res
         .ok_or(AppError::NotFound("token"))?;
     if caller.user_id() != Some(row.user_id.as_str()) {
         // Someone else's token: needs the permission, and is invisible without it.
-        match require(app, caller, &org.id, Permission::SessionsRevoke).await {
+        match require(caller, &org.id, Permission::SessionsRevoke) {
             Ok(()) => {}
             Err(AppError::Forbidden(_)) => return Err(AppError::NotFound("token")),
             Err(e) => return Err(e),

@@ -124,13 +124,13 @@ pub async fn create(
         Some(pw) => {
             use secrecy::ExposeSecret;
             secrets::check_password_policy(pw.expose_secret())?;
-            Some(secrets::hash_password(pw.expose_secret().to_owned()).await?)
+            Some(app.hasher.hash(pw.expose_secret().to_owned()).await?)
         }
         None => None,
     };
     let role_keys = input.roles.unwrap_or_else(|| vec!["member".into()]);
     if !role_keys.is_empty() && role_keys != ["member"] {
-        require(app, caller, &org.id, Permission::RolesWrite).await?;
+        require(caller, &org.id, Permission::RolesWrite)?;
     }
     let now = app.now_ms();
     let state = if password_hash.is_some() {
@@ -171,12 +171,12 @@ pub async fn create(
         .map_err(|e| conflict(e, USER_CONFLICTS))?;
     let mut granted = Vec::new();
     for key in &role_keys {
-        let role = muster_store::roles::find_in(&mut tx, &org.id, key)
+        let role = crate::roles::resolve(app, &mut tx, &org.id, key)
             .await?
             .ok_or_else(|| {
                 AppError::invalid("roles", format!("no role '{key}' in this organization"))
             })?;
-        crate::roles::check_can_grant(app, caller, &org.id, &role).await?;
+        crate::roles::check_can_grant(caller, &org.id, &role)?;
         muster_store::roles::assign(
             &mut tx,
             &AssignmentRow {

@@ -143,10 +143,19 @@ pub async fn effective_permissions(db: &Db, org_id: &str, user_id: &str) -> Resu
     )
 }
 
+/// Two index lookups joined by UNION ALL: the user's own assignments (by
+/// `role_assignments_user`) and its groups' (by `role_assignments_group`). An
+/// `OR` across the two columns, or naming the organization on the assignment in
+/// the group half, lets SQLite walk every assignment of the organization; the
+/// CROSS JOIN keeps SQLite starting from the user's groups (PostgreSQL plans
+/// by statistics and ignores the hint).
 const EFFECTIVE: &str = "WITH RECURSIVE g(id) AS (
         SELECT group_id FROM group_user_members WHERE user_id = $2
         UNION SELECT m.group_id FROM group_group_members m JOIN g ON m.child_id = g.id
     )
     SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
-    WHERE a.org_id = $1 AND a.scope_kind = 'organization'
-      AND (a.user_id = $2 OR a.group_id IN (SELECT id FROM g))";
+    WHERE a.user_id = $2 AND a.org_id = $1 AND a.scope_kind = 'organization'
+    UNION ALL
+    SELECT r.permissions FROM g CROSS JOIN groups gr
+        JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
+    WHERE gr.id = g.id AND gr.org_id = $1 AND a.scope_kind = 'organization'";

@@ -45,13 +45,25 @@ fn start_time() -> time::OffsetDateTime {
 impl TestApp {
     async fn build(url: String, dir: Option<PathBuf>) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
-        let app = App::open(&url, &DbOptions { max_connections: 4 }, clock.clone()).await.expect("open the test database");
-        let state = muster_web::AppState { app: app.clone(), metrics: muster_web::metrics_handle() };
-        Self { router: muster_web::router(state), app, clock, url, dir }
+        let app = App::open(&url, &DbOptions { max_connections: 4 }, clock.clone())
+            .await
+            .expect("open the test database");
+        let state = muster_web::AppState {
+            app: app.clone(),
+            metrics: muster_web::metrics_handle(),
+        };
+        Self {
+            router: muster_web::router(state),
+            app,
+            clock,
+            url,
+            dir,
+        }
     }
 
     pub async fn sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!("muster-test-{}", uuid::Uuid::now_v7().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("muster-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("muster.db").display());
         Self::build(url, Some(dir)).await
@@ -60,15 +72,22 @@ impl TestApp {
     /// A fresh PostgreSQL database, or `None` (after saying so) when the
     /// PostgreSQL suite is not configured outside CI.
     pub async fn postgres(test_name: &str) -> Option<Self> {
-        let Some(admin) = pg_admin_url(test_name) else { return None };
+        let Some(admin) = pg_admin_url(test_name) else {
+            return None;
+        };
         let template = template(&admin).await;
         let name = format!("muster_t_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL");
         // Clones of one template may not overlap; retry while another is copying.
         let mut tries = 0;
         loop {
             let sql = format!("CREATE DATABASE {name} TEMPLATE {template}");
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+            {
                 Ok(_) => break,
                 Err(e) if tries < 50 => {
                     tries += 1;
@@ -87,13 +106,21 @@ impl TestApp {
     }
 
     /// Sends a request through the router in process.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .expect("request");
@@ -101,22 +128,41 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.router.clone().oneshot(req).await.expect("router answers");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
         let status = res.status();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
         (status, v)
     }
 
     /// A business organization with an owner; returns the owner's token.
     pub async fn org_with_owner(&self, slug: &str) -> String {
         let op = Caller::operator("test");
-        muster_app::orgs::create(&self.app, &op, slug, &format!("Org {slug}")).await.expect("create org");
-        self.user_with_token(slug, &format!("owner@{slug}.example"), &["owner"]).await.1
+        muster_app::orgs::create(&self.app, &op, slug, &format!("Org {slug}"))
+            .await
+            .expect("create org");
+        self.user_with_token(slug, &format!("owner@{slug}.example"), &["owner"])
+            .await
+            .1
     }
 
     /// An active user with the given roles and an API token: (user id, token).
-    pub async fn user_with_token(&self, slug: &str, email: &str, roles: &[&str]) -> (String, String) {
+    pub async fn user_with_token(
+        &self,
+        slug: &str,
+        email: &str,
+        roles: &[&str],
+    ) -> (String, String) {
         let op = Caller::operator("test");
         let input = muster_app::users::NewUser {
             email: email.into(),
@@ -125,10 +171,21 @@ impl TestApp {
             roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
             password: Some("Str0ng!pass".to_owned().into()),
         };
-        let user = muster_app::users::create(&self.app, &op, slug, input).await.expect("create user");
-        let t = muster_app::tokens::create(&self.app, &op, slug, Some(email), muster_app::tokens::TokenInput { name: "test".into(), expires_in_days: None })
+        let user = muster_app::users::create(&self.app, &op, slug, input)
             .await
-            .expect("create token");
+            .expect("create user");
+        let t = muster_app::tokens::create(
+            &self.app,
+            &op,
+            slug,
+            Some(email),
+            muster_app::tokens::TokenInput {
+                name: "test".into(),
+                expires_in_days: None,
+            },
+        )
+        .await
+        .expect("create token");
         (user.id, t.secret)
     }
 
@@ -136,10 +193,16 @@ impl TestApp {
     pub async fn raw(&self, sql: &str) {
         match &self.app.db {
             muster_store::Db::Sqlite { write, .. } => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(write).await.expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(write)
+                    .await
+                    .expect("raw sql");
             }
             muster_store::Db::Postgres(p) => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(p).await.expect("raw sql");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(p)
+                    .await
+                    .expect("raw sql");
             }
         }
     }
@@ -147,8 +210,16 @@ impl TestApp {
     /// Like `raw`, but returns the error text instead of panicking.
     pub async fn try_raw(&self, sql: &str) -> Result<(), String> {
         let r = match &self.app.db {
-            muster_store::Db::Sqlite { write, .. } => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(write).await.map(|_| ()),
-            muster_store::Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(p).await.map(|_| ()),
+            muster_store::Db::Sqlite { write, .. } => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(write)
+                    .await
+                    .map(|_| ())
+            }
+            muster_store::Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(p)
+                .await
+                .map(|_| ()),
         };
         r.map_err(|e| e.to_string())
     }
@@ -156,18 +227,43 @@ impl TestApp {
     /// A single number from the database (row counts for "nothing changed").
     pub async fn scalar(&self, sql: &str) -> i64 {
         match &self.app.db {
-            muster_store::Db::Sqlite { read, .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(read).await.expect("scalar"),
-            muster_store::Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(p).await.expect("scalar"),
+            muster_store::Db::Sqlite { read, .. } => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(read)
+                    .await
+                    .expect("scalar")
+            }
+            muster_store::Db::Postgres(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(p)
+                    .await
+                    .expect("scalar")
+            }
         }
     }
 
     /// Every table's row count: equal before and after a refused request.
     pub async fn fingerprint(&self) -> Vec<(String, i64)> {
         let mut out = Vec::new();
-        for t in ["orgs", "users", "groups", "group_user_members", "group_group_members", "roles", "role_assignments", "api_tokens", "audit_events"] {
-            out.push((t.to_owned(), self.scalar(&format!("SELECT COUNT(*) FROM {t}")).await));
+        for t in [
+            "orgs",
+            "users",
+            "groups",
+            "group_user_members",
+            "group_group_members",
+            "roles",
+            "role_assignments",
+            "api_tokens",
+            "audit_events",
+        ] {
+            out.push((
+                t.to_owned(),
+                self.scalar(&format!("SELECT COUNT(*) FROM {t}")).await,
+            ));
         }
-        let versions = self.scalar("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM users").await;
+        let versions = self
+            .scalar("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM users")
+            .await;
         out.push(("users.version".into(), versions));
         out
     }
@@ -176,7 +272,9 @@ impl TestApp {
 fn pg_admin_url(test_name: &str) -> Option<String> {
     match std::env::var("MUSTER_TEST_PG_URL") {
         Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var_os("CI").is_some() => panic!("MUSTER_TEST_PG_URL is not set: the PostgreSQL suite must run in CI"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MUSTER_TEST_PG_URL is not set: the PostgreSQL suite must run in CI")
+        }
         _ => {
             eprintln!("SKIPPED {test_name}: set MUSTER_TEST_PG_URL to run it on PostgreSQL");
             None
@@ -185,7 +283,9 @@ fn pg_admin_url(test_name: &str) -> Option<String> {
 }
 
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,
@@ -209,17 +309,28 @@ async fn template(admin: &str) -> String {
         return t.clone();
     }
     let name = format!("muster_tpl_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL (MUSTER_TEST_PG_URL)");
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to PostgreSQL (MUSTER_TEST_PG_URL)");
     let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'muster\\_t\\_%' OR datname LIKE 'muster\\_tpl\\_%'")
         .fetch_all(&mut conn)
         .await
         .expect("list databases");
     for db in stale {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&mut conn).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create template");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create template");
     let url = with_database(admin, &name);
-    let db = muster_store::Db::connect(&url, &DbOptions { max_connections: 2 }).await.expect("connect to template");
+    let db = muster_store::Db::connect(&url, &DbOptions { max_connections: 2 })
+        .await
+        .expect("connect to template");
     db.migrate().await.expect("migrate template");
     db.close().await;
     let _ = conn.close().await;

@@ -36,47 +36,127 @@ fn bin() -> &'static str {
 
 fn cli(url: &str, args: &[&str], stdin: Option<&str>) -> Value {
     use std::io::Write;
-    let mut c = Command::new(bin()).args(args).env("MUSTER_DATABASE_URL", url).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("muster");
+    let mut c = Command::new(bin())
+        .args(args)
+        .env("MUSTER_DATABASE_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("muster");
     if let Some(s) = stdin {
         c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     }
     drop(c.stdin.take());
     let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "muster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "muster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(url: &str) -> (Server, String) {
-    cli(url, &["org", "create", "--slug", "bench", "--name", "Bench", "--json"], None);
-    cli(url, &["user", "create", "--org", "bench", "--email", "owner@bench.example", "--role", "owner", "--password-stdin", "--json"], Some("Str0ng!pass"));
-    let tok = cli(url, &["api-token", "create", "--org", "bench", "--email", "owner@bench.example", "--name", "bench", "--json"], None);
+    cli(
+        url,
+        &[
+            "org", "create", "--slug", "bench", "--name", "Bench", "--json",
+        ],
+        None,
+    );
+    cli(
+        url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "bench",
+            "--email",
+            "owner@bench.example",
+            "--role",
+            "owner",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("Str0ng!pass"),
+    );
+    let tok = cli(
+        url,
+        &[
+            "api-token",
+            "create",
+            "--org",
+            "bench",
+            "--email",
+            "owner@bench.example",
+            "--name",
+            "bench",
+            "--json",
+        ],
+        None,
+    );
     let port = free_port();
-    let child = Command::new(bin()).arg("serve").env("MUSTER_DATABASE_URL", url).env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MUSTER_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("serve");
+    let child = Command::new(bin())
+        .arg("serve")
+        .env("MUSTER_DATABASE_URL", url)
+        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MUSTER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (Server { child, base, url: url.to_owned() }, tok["secret"].as_str().unwrap().to_owned())
+    (
+        Server {
+            child,
+            base,
+            url: url.to_owned(),
+        },
+        tok["secret"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// Durable single-row insert transactions per second at CONCURRENCY, through
 /// the same pool settings the server uses (SQLite: WAL, synchronous=FULL, one
 /// writer; PostgreSQL: default fsync and synchronous_commit).
 async fn raw_inserts(url: &str, seconds: f64) -> f64 {
-    let db = Db::connect(url, &DbOptions { max_connections: CONCURRENCY as u32 }).await.unwrap();
+    let db = Db::connect(
+        url,
+        &DbOptions {
+            max_connections: CONCURRENCY as u32,
+        },
+    )
+    .await
+    .unwrap();
     let create = "CREATE TABLE IF NOT EXISTS bench_raw (id TEXT PRIMARY KEY, v TEXT NOT NULL)";
     match &db {
-        Db::Sqlite { write, .. } => { sqlx::query(create).execute(write).await.unwrap(); }
-        Db::Postgres(p) => { sqlx::query(create).execute(p).await.unwrap(); }
+        Db::Sqlite { write, .. } => {
+            sqlx::query(create).execute(write).await.unwrap();
+        }
+        Db::Postgres(p) => {
+            sqlx::query(create).execute(p).await.unwrap();
+        }
     }
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -87,8 +167,14 @@ async fn raw_inserts(url: &str, seconds: f64) -> f64 {
                 let id = uuid::Uuid::now_v7().to_string();
                 let sql = "INSERT INTO bench_raw (id, v) VALUES ($1, 'x')";
                 match &db {
-                    Db::Sqlite { write, .. } => { let mut tx = write.begin_with("BEGIN IMMEDIATE").await.unwrap(); sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap(); tx.commit().await.unwrap(); }
-                    Db::Postgres(p) => { sqlx::query(sql).bind(id).execute(p).await.unwrap(); }
+                    Db::Sqlite { write, .. } => {
+                        let mut tx = write.begin_with("BEGIN IMMEDIATE").await.unwrap();
+                        sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap();
+                        tx.commit().await.unwrap();
+                    }
+                    Db::Postgres(p) => {
+                        sqlx::query(sql).bind(id).execute(p).await.unwrap();
+                    }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -102,7 +188,10 @@ async fn raw_inserts(url: &str, seconds: f64) -> f64 {
 
 /// Users created per second through `POST /users` at CONCURRENCY.
 async fn api_creates(s: &Server, token: &str, seconds: f64, max: u64, tag: &str) -> (f64, u64) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let tasks = (0..CONCURRENCY).map(|w| {
@@ -134,24 +223,57 @@ async fn deactivate_latency(s: &Server, token: &str, n: usize) -> (f64, f64) {
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for i in 0..n {
-        let r: Value = client.post(format!("{}/api/v1/orgs/bench/users", s.base)).bearer_auth(token)
-            .json(&json!({"email": format!("d{i}@bench.example"), "password": "Str0ng!pass"})).send().await.unwrap().json().await.unwrap();
+        let r: Value = client
+            .post(format!("{}/api/v1/orgs/bench/users", s.base))
+            .bearer_auth(token)
+            .json(&json!({"email": format!("d{i}@bench.example"), "password": "Str0ng!pass"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    let db = Db::connect(&s.url, &DbOptions { max_connections: 2 }).await.unwrap();
-    let org = muster_testkit::muster_store::orgs::by_slug(&db, "bench").await.unwrap().unwrap().id;
+    let db = Db::connect(&s.url, &DbOptions { max_connections: 2 })
+        .await
+        .unwrap();
+    let org = muster_testkit::muster_store::orgs::by_slug(&db, "bench")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let mut tx = db.begin().await.unwrap();
     for id in &ids {
         use muster_testkit::muster_store::access::{GrantKind, insert_grant};
-        insert_grant(&mut tx, GrantKind::Session, &format!("s-{id}"), &org, id, 0).await.unwrap();
-        insert_grant(&mut tx, GrantKind::Invitation, &format!("i-{id}"), &org, id, 0).await.unwrap();
+        insert_grant(&mut tx, GrantKind::Session, &format!("s-{id}"), &org, id, 0)
+            .await
+            .unwrap();
+        insert_grant(
+            &mut tx,
+            GrantKind::Invitation,
+            &format!("i-{id}"),
+            &org,
+            id,
+            0,
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     db.close().await;
     let mut ms = Vec::new();
     for id in &ids {
         let t = Instant::now();
-        let r = client.post(format!("{}/api/v1/orgs/bench/users/{id}/deactivate", s.base)).bearer_auth(token).send().await.unwrap();
+        let r = client
+            .post(format!(
+                "{}/api/v1/orgs/bench/users/{id}/deactivate",
+                s.base
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -161,7 +283,13 @@ async fn deactivate_latency(s: &Server, token: &str, n: usize) -> (f64, f64) {
 
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()).unwrap_or(f64::NAN) / 1024.0
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+        / 1024.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -178,12 +306,19 @@ async fn run(backend: &str, url: String, users: u64, seconds: f64) -> Value {
         let r = raw_inserts(&url, seconds).await;
         let (a, n) = api_creates(&server, &token, seconds, u64::MAX, &format!("r{round}")).await;
         created += n;
-        println!("{}", json!({"backend": backend, "round": round, "raw_inserts_per_s": r.round(), "api_users_per_s": a.round()}));
+        println!(
+            "{}",
+            json!({"backend": backend, "round": round, "raw_inserts_per_s": r.round(), "api_users_per_s": a.round(), "users": created, "server_rss_mb": rss_mb(server.child.id()).round()})
+        );
         raw.push(r);
         api.push(a);
     }
     let (p50, p99) = deactivate_latency(&server, &token, 1000).await;
     created += 1000;
+    println!(
+        "{}",
+        json!({"backend": backend, "phase": "deactivate", "users": created, "server_rss_mb": rss_mb(server.child.id()).round()})
+    );
     if created < users {
         api_creates(&server, &token, f64::MAX, users - created, "fill").await;
     }
@@ -205,25 +340,55 @@ async fn run(backend: &str, url: String, users: u64, seconds: f64) -> Value {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let flag = |name: &str, default: f64| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let flag = |name: &str, default: f64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let users = flag("--users", 100_000.0) as u64;
     let seconds = flag("--seconds", 5.0);
-    let want = |b: &str| args.iter().all(|a| a.starts_with("--") || a.parse::<f64>().is_ok()) || args.iter().any(|a| a == b);
+    let want = |b: &str| {
+        args.iter()
+            .all(|a| a.starts_with("--") || a.parse::<f64>().is_ok())
+            || args.iter().any(|a| a == b)
+    };
     let mut results = Vec::new();
     if want("sqlite") {
         let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        results.push(run("sqlite", format!("sqlite://{}", dir.join("bench.db").display()), users, seconds).await);
+        results.push(
+            run(
+                "sqlite",
+                format!("sqlite://{}", dir.join("bench.db").display()),
+                users,
+                seconds,
+            )
+            .await,
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     if want("postgres") {
         if let Ok(admin) = std::env::var("MUSTER_TEST_PG_URL") {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::raw_sql("DROP DATABASE IF EXISTS muster_bench WITH (FORCE)").execute(&mut c).await.unwrap();
-            sqlx::raw_sql("CREATE DATABASE muster_bench").execute(&mut c).await.unwrap();
-            let url = format!("{}/muster_bench", admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b));
+            sqlx::raw_sql("DROP DATABASE IF EXISTS muster_bench WITH (FORCE)")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::raw_sql("CREATE DATABASE muster_bench")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let url = format!(
+                "{}/muster_bench",
+                admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
+            );
             results.push(run("postgres", url, users, seconds).await);
         } else {
             eprintln!("postgres skipped: set MUSTER_TEST_PG_URL");

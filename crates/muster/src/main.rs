@@ -397,9 +397,20 @@ fn csv_cell(s: &str) -> String {
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let app = open(&s).await?;
     let sealer = app.spawn_sealer();
+    let metrics = muster_web::metrics_handle();
+    // Histograms buffer raw samples until upkeep folds them into buckets.
+    let upkeep = {
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                m.run_upkeep();
+            }
+        })
+    };
     let state = muster_web::AppState {
         app: app.clone(),
-        metrics: muster_web::metrics_handle(),
+        metrics,
     };
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
@@ -427,6 +438,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     sealer.abort();
+    upkeep.abort();
     app.seal_all().await?;
     app.db.close().await;
     tracing::info!("stopped");

@@ -32,6 +32,7 @@ CREATE TABLE users (
 CREATE UNIQUE INDEX users_email_key ON users (org_id, email_key);
 CREATE UNIQUE INDEX users_user_name_key ON users (org_id, user_name_key);
 CREATE UNIQUE INDEX users_external_id ON users (org_id, external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX users_org ON users (org_id, id);
 CREATE INDEX users_org_state ON users (org_id, state, id);
 
 CREATE TABLE groups (
@@ -93,7 +94,7 @@ CREATE TABLE role_assignments (
     CHECK ((user_id IS NULL) <> (group_id IS NULL))
 );
 CREATE UNIQUE INDEX role_assignments_unique ON role_assignments (role_id, principal, scope_key);
-CREATE INDEX role_assignments_user ON role_assignments (user_id);
+CREATE INDEX role_assignments_user ON role_assignments (user_id, org_id);
 CREATE INDEX role_assignments_group ON role_assignments (group_id);
 CREATE INDEX role_assignments_org ON role_assignments (org_id, id);
 
@@ -108,7 +109,8 @@ CREATE TABLE api_tokens (
     revoked_at    BIGINT,
     last_used_at  BIGINT
 );
-CREATE INDEX api_tokens_user ON api_tokens (user_id);
+-- (user_id, org_id) so revocation, which names both, never walks the org index.
+CREATE INDEX api_tokens_user ON api_tokens (user_id, org_id);
 CREATE INDEX api_tokens_org ON api_tokens (org_id, id);
 
 -- Sign-in sessions, invitations and email (verification / reset) tokens are

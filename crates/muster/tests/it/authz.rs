@@ -5,13 +5,44 @@ use crate::*;
 
 async fn removing_a_role_takes_effect_on_the_next_request(t: TestApp) {
     let owner = t.org_with_owner("acme").await;
-    let (admin_id, admin) = t.user_with_token("acme", "admin@acme.example", &["admin"]).await;
-    assert_eq!(t.call("GET", "/api/v1/orgs/acme/users", Some(&admin), None).await.0, 200);
-    let (_, list) = t.call("GET", &format!("/api/v1/orgs/acme/role-assignments?user_id={admin_id}"), Some(&owner), None).await;
-    let admin_assignment = list.as_array().unwrap().iter().find(|a| a["role_key"] == "admin").unwrap()["id"].as_str().unwrap().to_owned();
-    let (s, _) = t.call("DELETE", &format!("/api/v1/orgs/acme/role-assignments/{admin_assignment}"), Some(&owner), None).await;
+    let (admin_id, admin) = t
+        .user_with_token("acme", "admin@acme.example", &["admin"])
+        .await;
+    assert_eq!(
+        t.call("GET", "/api/v1/orgs/acme/users", Some(&admin), None)
+            .await
+            .0,
+        200
+    );
+    let (_, list) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/role-assignments?user_id={admin_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    let admin_assignment = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["role_key"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/acme/role-assignments/{admin_assignment}"),
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (s, p) = t.call("GET", "/api/v1/orgs/acme/users", Some(&admin), None).await;
+    let (s, p) = t
+        .call("GET", "/api/v1/orgs/acme/users", Some(&admin), None)
+        .await;
     assert_eq!(s, 403, "{p}");
     assert_eq!(p["type"], "urn:muster:problem:forbidden");
 }
@@ -19,40 +50,131 @@ both!(removing_a_role_takes_effect_on_the_next_request);
 
 async fn roles_reached_through_nested_groups_count(t: TestApp) {
     let owner = t.org_with_owner("acme").await;
-    let (uid, user) = t.user_with_token("acme", "u@acme.example", &["member"]).await;
-    assert_eq!(t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None).await.0, 403);
-    let (_, outer) = t.call("POST", "/api/v1/orgs/acme/groups", Some(&owner), Some(json!({"name": "Auditors"}))).await;
-    let (_, inner) = t.call("POST", "/api/v1/orgs/acme/groups", Some(&owner), Some(json!({"name": "EU auditors"}))).await;
+    let (uid, user) = t
+        .user_with_token("acme", "u@acme.example", &["member"])
+        .await;
+    assert_eq!(
+        t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None)
+            .await
+            .0,
+        403
+    );
+    let (_, outer) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Auditors"})),
+        )
+        .await;
+    let (_, inner) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "EU auditors"})),
+        )
+        .await;
     let (o, i) = (outer["id"].as_str().unwrap(), inner["id"].as_str().unwrap());
-    assert_eq!(t.call("PUT", &format!("/api/v1/orgs/acme/groups/{o}/members/groups/{i}"), Some(&owner), None).await.0, 201);
-    assert_eq!(t.call("PUT", &format!("/api/v1/orgs/acme/groups/{i}/members/users/{uid}"), Some(&owner), None).await.0, 201);
-    let (s, a) = t.call("POST", "/api/v1/orgs/acme/role-assignments", Some(&owner), Some(json!({"role": "auditor", "group_id": o}))).await;
+    assert_eq!(
+        t.call(
+            "PUT",
+            &format!("/api/v1/orgs/acme/groups/{o}/members/groups/{i}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        t.call(
+            "PUT",
+            &format!("/api/v1/orgs/acme/groups/{i}/members/users/{uid}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        201
+    );
+    let (s, a) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&owner),
+            Some(json!({"role": "auditor", "group_id": o})),
+        )
+        .await;
     assert_eq!(s, 201, "{a}");
-    assert_eq!(t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None).await.0, 200);
+    assert_eq!(
+        t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None)
+            .await
+            .0,
+        200
+    );
     // Taking the user out of the inner group takes the role away at once.
-    t.call("DELETE", &format!("/api/v1/orgs/acme/groups/{i}/members/users/{uid}"), Some(&owner), None).await;
-    assert_eq!(t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None).await.0, 403);
+    t.call(
+        "DELETE",
+        &format!("/api/v1/orgs/acme/groups/{i}/members/users/{uid}"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(
+        t.call("GET", "/api/v1/orgs/acme/users", Some(&user), None)
+            .await
+            .0,
+        403
+    );
 }
 both!(roles_reached_through_nested_groups_count);
 
 async fn no_one_grants_more_than_they_hold(t: TestApp) {
     t.org_with_owner("acme").await;
-    let (_, admin) = t.user_with_token("acme", "admin@acme.example", &["admin"]).await;
-    let (mid, _) = t.user_with_token("acme", "m@acme.example", &["member"]).await;
+    let (_, admin) = t
+        .user_with_token("acme", "admin@acme.example", &["admin"])
+        .await;
+    let (mid, _) = t
+        .user_with_token("acme", "m@acme.example", &["member"])
+        .await;
     let before = t.fingerprint().await;
-    let (s, p) = t.call("POST", "/api/v1/orgs/acme/role-assignments", Some(&admin), Some(json!({"role": "owner", "user_id": mid}))).await;
+    let (s, p) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&admin),
+            Some(json!({"role": "owner", "user_id": mid})),
+        )
+        .await;
     assert_eq!(s, 403, "{p}");
     assert!(p["detail"].as_str().unwrap().contains("org.manage"));
     assert_eq!(t.fingerprint().await, before);
-    let (s, _) = t.call("POST", "/api/v1/orgs/acme/role-assignments", Some(&admin), Some(json!({"role": "auditor", "user_id": mid}))).await;
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&admin),
+            Some(json!({"role": "auditor", "user_id": mid})),
+        )
+        .await;
     assert_eq!(s, 201);
 }
 both!(no_one_grants_more_than_they_hold);
 
 async fn admins_cannot_lock_themselves_out(t: TestApp) {
     t.org_with_owner("acme").await;
-    let (id, admin) = t.user_with_token("acme", "admin@acme.example", &["admin"]).await;
-    let (s, p) = t.call("POST", &format!("/api/v1/orgs/acme/users/{id}/deactivate"), Some(&admin), None).await;
+    let (id, admin) = t
+        .user_with_token("acme", "admin@acme.example", &["admin"])
+        .await;
+    let (s, p) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/acme/users/{id}/deactivate"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(s, 409, "{p}");
     assert_eq!(t.call("GET", "/api/v1/me", Some(&admin), None).await.0, 200);
 }
@@ -63,51 +185,167 @@ both!(admins_cannot_lock_themselves_out);
 async fn another_tenants_resources_are_not_found(t: TestApp) {
     let a = t.org_with_owner("alpha").await;
     let b = t.org_with_owner("bravo").await;
-    let (_, bu) = t.call("POST", "/api/v1/orgs/bravo/users", Some(&b), Some(json!({"email": "x@bravo.example"}))).await;
-    let (_, bg) = t.call("POST", "/api/v1/orgs/bravo/groups", Some(&b), Some(json!({"name": "G"}))).await;
-    let (_, br) = t.call("POST", "/api/v1/orgs/bravo/roles", Some(&b), Some(json!({"key": "ops", "name": "Ops", "permissions": ["users.read"]}))).await;
-    let (_, bt) = t.call("POST", "/api/v1/orgs/bravo/api-tokens", Some(&b), Some(json!({"name": "x"}))).await;
-    let (_, ba) = t.call("GET", "/api/v1/orgs/bravo/role-assignments", Some(&b), None).await;
-    let (u, g, r, tk, asg) = (bu["id"].as_str().unwrap(), bg["id"].as_str().unwrap(), br["id"].as_str().unwrap(), bt["id"].as_str().unwrap(), ba[0]["id"].as_str().unwrap());
+    let (_, bu) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/bravo/users",
+            Some(&b),
+            Some(json!({"email": "x@bravo.example"})),
+        )
+        .await;
+    let (_, bg) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/bravo/groups",
+            Some(&b),
+            Some(json!({"name": "G"})),
+        )
+        .await;
+    let (_, br) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/bravo/roles",
+            Some(&b),
+            Some(json!({"key": "ops", "name": "Ops", "permissions": ["users.read"]})),
+        )
+        .await;
+    let (_, bt) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/bravo/api-tokens",
+            Some(&b),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    let (_, ba) = t
+        .call("GET", "/api/v1/orgs/bravo/role-assignments", Some(&b), None)
+        .await;
+    let (u, g, r, tk, asg) = (
+        bu["id"].as_str().unwrap(),
+        bg["id"].as_str().unwrap(),
+        br["id"].as_str().unwrap(),
+        bt["id"].as_str().unwrap(),
+        ba[0]["id"].as_str().unwrap(),
+    );
     let before = t.fingerprint().await;
     let body = json!({});
     let cases: Vec<(&str, String, Option<serde_json::Value>)> = vec![
         ("GET", "/api/v1/orgs/bravo".into(), None),
-        ("PATCH", "/api/v1/orgs/bravo".into(), Some(json!({"name": "pwned"}))),
+        (
+            "PATCH",
+            "/api/v1/orgs/bravo".into(),
+            Some(json!({"name": "pwned"})),
+        ),
         ("GET", "/api/v1/orgs/bravo/users".into(), None),
-        ("POST", "/api/v1/orgs/bravo/users".into(), Some(json!({"email": "evil@alpha.example"}))),
+        (
+            "POST",
+            "/api/v1/orgs/bravo/users".into(),
+            Some(json!({"email": "evil@alpha.example"})),
+        ),
         ("GET", format!("/api/v1/orgs/bravo/users/{u}"), None),
-        ("PATCH", format!("/api/v1/orgs/bravo/users/{u}"), Some(json!({"profile": {"title": "pwned"}}))),
-        ("POST", format!("/api/v1/orgs/bravo/users/{u}/suspend"), None),
-        ("POST", format!("/api/v1/orgs/bravo/users/{u}/deactivate"), None),
+        (
+            "PATCH",
+            format!("/api/v1/orgs/bravo/users/{u}"),
+            Some(json!({"profile": {"title": "pwned"}})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/orgs/bravo/users/{u}/suspend"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/orgs/bravo/users/{u}/deactivate"),
+            None,
+        ),
         ("DELETE", format!("/api/v1/orgs/bravo/users/{u}"), None),
         ("GET", "/api/v1/orgs/bravo/groups".into(), None),
-        ("POST", "/api/v1/orgs/bravo/groups".into(), Some(json!({"name": "evil"}))),
+        (
+            "POST",
+            "/api/v1/orgs/bravo/groups".into(),
+            Some(json!({"name": "evil"})),
+        ),
         ("GET", format!("/api/v1/orgs/bravo/groups/{g}"), None),
-        ("PATCH", format!("/api/v1/orgs/bravo/groups/{g}"), Some(json!({"name": "evil"}))),
+        (
+            "PATCH",
+            format!("/api/v1/orgs/bravo/groups/{g}"),
+            Some(json!({"name": "evil"})),
+        ),
         ("DELETE", format!("/api/v1/orgs/bravo/groups/{g}"), None),
-        ("GET", format!("/api/v1/orgs/bravo/groups/{g}/members"), None),
-        ("PUT", format!("/api/v1/orgs/bravo/groups/{g}/members/users/{u}"), None),
+        (
+            "GET",
+            format!("/api/v1/orgs/bravo/groups/{g}/members"),
+            None,
+        ),
+        (
+            "PUT",
+            format!("/api/v1/orgs/bravo/groups/{g}/members/users/{u}"),
+            None,
+        ),
         ("GET", "/api/v1/orgs/bravo/roles".into(), None),
-        ("POST", "/api/v1/orgs/bravo/roles".into(), Some(json!({"key": "evil", "name": "e", "permissions": []}))),
+        (
+            "POST",
+            "/api/v1/orgs/bravo/roles".into(),
+            Some(json!({"key": "evil", "name": "e", "permissions": []})),
+        ),
         ("GET", format!("/api/v1/orgs/bravo/roles/{r}"), None),
-        ("PATCH", format!("/api/v1/orgs/bravo/roles/{r}"), Some(json!({"permissions": ["org.manage"]}))),
+        (
+            "PATCH",
+            format!("/api/v1/orgs/bravo/roles/{r}"),
+            Some(json!({"permissions": ["org.manage"]})),
+        ),
         ("DELETE", format!("/api/v1/orgs/bravo/roles/{r}"), None),
         ("GET", "/api/v1/orgs/bravo/role-assignments".into(), None),
-        ("POST", "/api/v1/orgs/bravo/role-assignments".into(), Some(json!({"role": "owner", "user_id": u}))),
-        ("DELETE", format!("/api/v1/orgs/bravo/role-assignments/{asg}"), None),
+        (
+            "POST",
+            "/api/v1/orgs/bravo/role-assignments".into(),
+            Some(json!({"role": "owner", "user_id": u})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/orgs/bravo/role-assignments/{asg}"),
+            None,
+        ),
         ("GET", "/api/v1/orgs/bravo/api-tokens".into(), None),
-        ("POST", "/api/v1/orgs/bravo/api-tokens".into(), Some(json!({"name": "evil"}))),
-        ("DELETE", format!("/api/v1/orgs/bravo/api-tokens/{tk}"), None),
+        (
+            "POST",
+            "/api/v1/orgs/bravo/api-tokens".into(),
+            Some(json!({"name": "evil"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/orgs/bravo/api-tokens/{tk}"),
+            None,
+        ),
         ("GET", "/api/v1/orgs/bravo/audit-events".into(), None),
         // B's ids through A's own paths: still not found.
         ("GET", format!("/api/v1/orgs/alpha/users/{u}"), None),
-        ("POST", format!("/api/v1/orgs/alpha/users/{u}/deactivate"), None),
+        (
+            "POST",
+            format!("/api/v1/orgs/alpha/users/{u}/deactivate"),
+            None,
+        ),
         ("GET", format!("/api/v1/orgs/alpha/groups/{g}"), None),
-        ("PUT", format!("/api/v1/orgs/alpha/groups/{g}/members/users/{u}"), None),
-        ("DELETE", format!("/api/v1/orgs/alpha/api-tokens/{tk}"), None),
-        ("DELETE", format!("/api/v1/orgs/alpha/role-assignments/{asg}"), None),
-        ("POST", "/api/v1/orgs/alpha/role-assignments".into(), Some(json!({"role": "admin", "user_id": u}))),
+        (
+            "PUT",
+            format!("/api/v1/orgs/alpha/groups/{g}/members/users/{u}"),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/orgs/alpha/api-tokens/{tk}"),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/orgs/alpha/role-assignments/{asg}"),
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/orgs/alpha/role-assignments".into(),
+            Some(json!({"role": "admin", "user_id": u})),
+        ),
     ];
     let _ = body;
     for (m, path, body) in cases {
@@ -116,8 +354,25 @@ async fn another_tenants_resources_are_not_found(t: TestApp) {
     }
     assert_eq!(t.fingerprint().await, before);
     // A group of A cannot take a user of B as a member either.
-    let (_, ag) = t.call("POST", "/api/v1/orgs/alpha/groups", Some(&a), Some(json!({"name": "A"}))).await;
-    let (s, _) = t.call("PUT", &format!("/api/v1/orgs/alpha/groups/{}/members/users/{u}", ag["id"].as_str().unwrap()), Some(&a), None).await;
+    let (_, ag) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/alpha/groups",
+            Some(&a),
+            Some(json!({"name": "A"})),
+        )
+        .await;
+    let (s, _) = t
+        .call(
+            "PUT",
+            &format!(
+                "/api/v1/orgs/alpha/groups/{}/members/users/{u}",
+                ag["id"].as_str().unwrap()
+            ),
+            Some(&a),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }
 both!(another_tenants_resources_are_not_found);

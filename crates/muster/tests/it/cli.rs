@@ -7,11 +7,21 @@ use std::process::{Command, Output, Stdio};
 
 pub fn muster(t: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
-    cmd.args(args).env("MUSTER_DATABASE_URL", &t.url).env_remove("MUSTER_CONFIG").current_dir(std::env::temp_dir());
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .env("MUSTER_DATABASE_URL", &t.url)
+        .env_remove("MUSTER_CONFIG")
+        .current_dir(std::env::temp_dir());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run muster");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -25,10 +35,18 @@ fn an_invalid_setting_stops_start_up_and_is_named() {
         ("MUSTER_DATABASE_URL", "mysql://x", "MUSTER_DATABASE_URL"),
         ("MUSTER_LOG_FORMAT", "xml", "MUSTER_LOG_FORMAT"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_muster")).arg("migrate").env(var, value).current_dir(std::env::temp_dir()).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+            .arg("migrate")
+            .env(var, value)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle) && err.contains("invalid configuration"), "{var}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("invalid configuration"),
+            "{var}: {err}"
+        );
     }
 }
 
@@ -39,62 +57,163 @@ fn flags_override_the_environment_which_overrides_the_file() {
     std::fs::write(dir.join("muster.toml"), "listen = \"bogus-from-file\"\n").unwrap();
     let run = |env: Option<&str>, flag: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_muster"));
-        c.current_dir(&dir).env_remove("MUSTER_LISTEN").env("MUSTER_DATABASE_URL", "sqlite://cfg.db").arg("migrate");
-        if let Some(e) = env { c.env("MUSTER_LISTEN", e); }
-        if let Some(f) = flag { c.args(["--listen", f]); }
+        c.current_dir(&dir)
+            .env_remove("MUSTER_LISTEN")
+            .env("MUSTER_DATABASE_URL", "sqlite://cfg.db")
+            .arg("migrate");
+        if let Some(e) = env {
+            c.env("MUSTER_LISTEN", e);
+        }
+        if let Some(f) = flag {
+            c.args(["--listen", f]);
+        }
         c.output().unwrap()
     };
     let out = run(None, None);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus-from-file"), "the file is read");
-    assert!(run(Some("127.0.0.1:9"), None).status.success(), "the environment overrides the file");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bogus-from-file"),
+        "the file is read"
+    );
+    assert!(
+        run(Some("127.0.0.1:9"), None).status.success(),
+        "the environment overrides the file"
+    );
     let out = run(Some("127.0.0.1:9"), Some("bad-flag"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad-flag"), "the flag overrides the environment");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad-flag"),
+        "the flag overrides the environment"
+    );
     std::fs::write(dir.join("muster.toml"), "lisen = \"typo\"\n").unwrap();
     let out = run(Some("127.0.0.1:9"), None);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"), "unknown keys are named");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lisen"),
+        "unknown keys are named"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn the_cli_provisions_and_verifies(t: TestApp) {
-    let out = muster(&t, &["org", "create", "--slug", "acme", "--name", "Acme", "--json"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = muster(
+        &t,
+        &[
+            "org", "create", "--slug", "acme", "--name", "Acme", "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let org: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(org["slug"], "acme");
-    let out = muster(&t, &["user", "create", "--org", "acme", "--email", "o@acme.example", "--role", "owner", "--password-stdin", "--json"], Some("Str0ng!pass\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = muster(
+        &t,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "o@acme.example",
+            "--role",
+            "owner",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("Str0ng!pass\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let user: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((user["state"].as_str(), user["has_password"].as_bool()), (Some("active"), Some(true)));
+    assert_eq!(
+        (user["state"].as_str(), user["has_password"].as_bool()),
+        (Some("active"), Some(true))
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("Str0ng"));
-    let out = muster(&t, &["api-token", "create", "--org", "acme", "--email", "o@acme.example", "--name", "ops", "--json"], None);
+    let out = muster(
+        &t,
+        &[
+            "api-token",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "o@acme.example",
+            "--name",
+            "ops",
+            "--json",
+        ],
+        None,
+    );
     let tok: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let secret = tok["secret"].as_str().unwrap();
-    assert_eq!(t.call("GET", "/api/v1/orgs/acme/users", Some(secret), None).await.0, 200);
+    assert_eq!(
+        t.call("GET", "/api/v1/orgs/acme/users", Some(secret), None)
+            .await
+            .0,
+        200
+    );
     // A second organization with the same slug is refused, clearly.
-    let out = muster(&t, &["org", "create", "--slug", "acme", "--name", "Again"], None);
+    let out = muster(
+        &t,
+        &["org", "create", "--slug", "acme", "--name", "Again"],
+        None,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
 
     let out = muster(&t, &["audit", "verify", "--org", "acme"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = muster(&t, &["audit", "export", "--org", "acme"], None);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.iter().map(|e| e["action"].as_str().unwrap()).collect::<Vec<_>>(), ["org.created", "user.created", "api_token.created"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["org.created", "user.created", "api_token.created"]
+    );
     assert!(lines.iter().all(|e| e["seq"].is_i64()));
-    let out = muster(&t, &["audit", "export", "--org", "acme", "--format", "csv"], None);
+    let out = muster(
+        &t,
+        &["audit", "export", "--org", "acme", "--format", "csv"],
+        None,
+    );
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(csv.starts_with("seq,id,occurred_at"));
     assert_eq!(csv.lines().count(), 4);
 
     // Tamper, and the CLI says so with a non-zero exit.
     match t.backend() {
-        muster_testkit::muster_app::Backend::Sqlite => t.raw("DROP TRIGGER audit_events_no_update").await,
-        muster_testkit::muster_app::Backend::Postgres => t.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").await,
+        muster_testkit::muster_app::Backend::Sqlite => {
+            t.raw("DROP TRIGGER audit_events_no_update").await
+        }
+        muster_testkit::muster_app::Backend::Postgres => {
+            t.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").await
+        }
     }
     let victim = lines[1]["id"].as_str().unwrap();
-    t.raw(&format!("UPDATE audit_events SET actor_label = 'someone else' WHERE id = '{victim}'")).await;
+    t.raw(&format!(
+        "UPDATE audit_events SET actor_label = 'someone else' WHERE id = '{victim}'"
+    ))
+    .await;
     let out = muster(&t, &["audit", "verify", "--org", "acme"], None);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("CHAIN BROKEN") && text.contains(victim), "{text}");
+    assert!(
+        text.contains("CHAIN BROKEN") && text.contains(victim),
+        "{text}"
+    );
 }
 both!(the_cli_provisions_and_verifies);
