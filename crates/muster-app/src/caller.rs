@@ -106,7 +106,7 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
             }
         });
     }
-    let permissions = load_permissions(app, &row.org_id, &row.user_id).await?;
+    let permissions = PermissionSet::from_stored(row.permissions.as_deref().unwrap_or(""));
     Ok(Caller {
         principal: Principal::User {
             permissions,
@@ -119,14 +119,6 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
         },
         ctx,
     })
-}
-
-async fn load_permissions(app: &App, org_id: &str, user_id: &str) -> Result<PermissionSet> {
-    let mut set = PermissionSet::default();
-    for stored in muster_store::roles::effective_permissions(&app.db, org_id, user_id).await? {
-        set.extend(PermissionSet::from_stored(&stored).iter());
-    }
-    Ok(set)
 }
 
 /// The organization a request names, once the caller is known to belong to it.

@@ -138,24 +138,33 @@ pub async fn count_holders(tx: &mut Tx, role_id: &str) -> Result<i64> {
 /// The permission strings of every role the user holds in the organization,
 /// directly or through any group it is in at any depth of nesting.
 pub async fn effective_permissions(db: &Db, org_id: &str, user_id: &str) -> Result<Vec<String>> {
-    Ok(
-        on_db!(db, c => sqlx::query_scalar(EFFECTIVE).bind(org_id).bind(user_id).fetch_all(c).await)?,
-    )
+    let sql = sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE {} SELECT p FROM perms",
+        effective_ctes("$2", "$1")
+    ));
+    Ok(on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).bind(user_id).fetch_all(c).await)?)
 }
 
-/// Two index lookups joined by UNION ALL: the user's own assignments (by
-/// `role_assignments_user`) and its groups' (by `role_assignments_group`). An
-/// `OR` across the two columns, or naming the organization on the assignment in
-/// the group half, lets SQLite walk every assignment of the organization; the
-/// CROSS JOIN keeps SQLite starting from the user's groups (PostgreSQL plans
-/// by statistics and ignores the hint).
-const EFFECTIVE: &str = "WITH RECURSIVE g(id) AS (
-        SELECT group_id FROM group_user_members WHERE user_id = $2
-        UNION SELECT m.group_id FROM group_group_members m JOIN g ON m.child_id = g.id
+/// The common table expressions `g` (the user's groups, transitively) and
+/// `perms` (one permission string per role held), for a user and organization
+/// given as SQL expressions. Two index lookups joined by UNION ALL: an `OR`
+/// across user and group, or naming the organization on the assignment in the
+/// group half, lets the planners walk every assignment of the organization.
+/// The CROSS JOIN keeps SQLite starting from the user's groups (PostgreSQL
+/// plans by statistics and ignores the hint).
+pub(crate) fn effective_ctes(user: &str, org: &str) -> String {
+    format!(
+        "g(id) AS (
+            SELECT group_id FROM group_user_members WHERE user_id = {user}
+            UNION SELECT m.group_id FROM group_group_members m JOIN g ON m.child_id = g.id
+        ),
+        perms(p) AS (
+            SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
+            WHERE a.user_id = {user} AND a.org_id = {org} AND a.scope_kind = 'organization'
+            UNION ALL
+            SELECT r.permissions FROM g CROSS JOIN groups gr
+                JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
+            WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind = 'organization'
+        )"
     )
-    SELECT r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
-    WHERE a.user_id = $2 AND a.org_id = $1 AND a.scope_kind = 'organization'
-    UNION ALL
-    SELECT r.permissions FROM g CROSS JOIN groups gr
-        JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
-    WHERE gr.id = g.id AND gr.org_id = $1 AND a.scope_kind = 'organization'";
+}

@@ -139,8 +139,10 @@ async fn start(url: &str) -> (Server, String) {
 
 /// Durable single-row insert transactions per second at CONCURRENCY, through
 /// the same pool settings the server uses (SQLite: WAL, synchronous=FULL, one
-/// writer; PostgreSQL: default fsync and synchronous_commit).
-async fn raw_inserts(url: &str, seconds: f64) -> f64 {
+/// writer; PostgreSQL: default fsync and synchronous_commit). `explicit`:
+/// BEGIN, INSERT, COMMIT as the server's use cases do; otherwise one
+/// autocommitted INSERT (the absolute ceiling).
+async fn raw_inserts(url: &str, seconds: f64, explicit: bool) -> f64 {
     let db = Db::connect(
         url,
         &DbOptions {
@@ -166,13 +168,21 @@ async fn raw_inserts(url: &str, seconds: f64) -> f64 {
             while start.elapsed().as_secs_f64() < seconds {
                 let id = uuid::Uuid::now_v7().to_string();
                 let sql = "INSERT INTO bench_raw (id, v) VALUES ($1, 'x')";
-                match &db {
-                    Db::Sqlite { write, .. } => {
+                match (&db, explicit) {
+                    (Db::Sqlite { write, .. }, true) => {
                         let mut tx = write.begin_with("BEGIN IMMEDIATE").await.unwrap();
                         sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap();
                         tx.commit().await.unwrap();
                     }
-                    Db::Postgres(p) => {
+                    (Db::Sqlite { write, .. }, false) => {
+                        sqlx::query(sql).bind(id).execute(write).await.unwrap();
+                    }
+                    (Db::Postgres(p), true) => {
+                        let mut tx = p.begin().await.unwrap();
+                        sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap();
+                        tx.commit().await.unwrap();
+                    }
+                    (Db::Postgres(p), false) => {
                         sqlx::query(sql).bind(id).execute(p).await.unwrap();
                     }
                 }
@@ -299,18 +309,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 async fn run(backend: &str, url: String, users: u64, seconds: f64) -> Value {
     let (server, token) = start(&url).await;
-    // Side by side, alternating, three rounds: raw limit, then the API.
-    let (mut raw, mut api) = (Vec::new(), Vec::new());
+    // Side by side, alternating, three rounds: the raw limits, then the API.
+    let (mut raw, mut auto, mut api) = (Vec::new(), Vec::new(), Vec::new());
     let mut created = 1;
     for round in 0..3 {
-        let r = raw_inserts(&url, seconds).await;
+        let r = raw_inserts(&url, seconds, true).await;
+        let ac = raw_inserts(&url, seconds, false).await;
         let (a, n) = api_creates(&server, &token, seconds, u64::MAX, &format!("r{round}")).await;
         created += n;
         println!(
             "{}",
-            json!({"backend": backend, "round": round, "raw_inserts_per_s": r.round(), "api_users_per_s": a.round(), "users": created, "server_rss_mb": rss_mb(server.child.id()).round()})
+            json!({"backend": backend, "round": round, "raw_tx_per_s": r.round(), "raw_autocommit_per_s": ac.round(), "api_users_per_s": a.round(), "users": created, "server_rss_mb": rss_mb(server.child.id()).round()})
         );
         raw.push(r);
+        auto.push(ac);
         api.push(a);
     }
     let (p50, p99) = deactivate_latency(&server, &token, 1000).await;
@@ -324,13 +336,15 @@ async fn run(backend: &str, url: String, users: u64, seconds: f64) -> Value {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_mb(server.child.id());
-    let (raw_m, api_m) = (median(raw), median(api));
+    let (raw_m, auto_m, api_m) = (median(raw), median(auto), median(api));
     json!({
         "backend": backend,
         "concurrency": CONCURRENCY,
-        "raw_inserts_per_s_median": raw_m.round(),
+        "raw_tx_per_s_median": raw_m.round(),
+        "raw_autocommit_per_s_median": auto_m.round(),
         "api_users_per_s_median": api_m.round(),
-        "api_vs_raw": format!("{:.0}%", 100.0 * api_m / raw_m),
+        "api_vs_raw_tx": format!("{:.0}%", 100.0 * api_m / raw_m),
+        "api_vs_raw_autocommit": format!("{:.0}%", 100.0 * api_m / auto_m),
         "deactivate_p50_ms": (p50 * 100.0).round() / 100.0,
         "deactivate_p99_ms": (p99 * 100.0).round() / 100.0,
         "users": users.max(created),
