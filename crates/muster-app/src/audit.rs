@@ -80,6 +80,7 @@ pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> R
 impl App {
     /// Seals every organization's pending events into its chain; returns how many.
     pub async fn seal_all(&self) -> Result<usize> {
+        use std::sync::atomic::Ordering;
         let mut total = 0;
         for org in muster_store::audit::orgs_pending(&self.db).await? {
             loop {
@@ -89,6 +90,10 @@ impl App {
                     break;
                 }
             }
+        }
+        if self.sealed_since_vacuum.fetch_add(total, Ordering::Relaxed) + total >= 20_000 {
+            self.sealed_since_vacuum.store(0, Ordering::Relaxed);
+            muster_store::audit::vacuum_queue(&self.db).await?;
         }
         Ok(total)
     }

@@ -30,6 +30,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub hasher: passwords::Hasher,
     sealer: Arc<tokio::sync::Notify>,
+    sealed_since_vacuum: Arc<std::sync::atomic::AtomicUsize>,
     /// Built-in roles never change after their organization is created, so
     /// resolving `member` or `admin` need not cost a query per request.
     builtin_roles: Arc<
@@ -49,6 +50,7 @@ impl App {
             hasher: passwords::Hasher::new(threads),
             sealer: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),
+            sealed_since_vacuum: Arc::default(),
         }
     }
 

@@ -127,6 +127,19 @@ pub async fn list(db: &Db, org_id: &str, q: &EventQuery) -> Result<Vec<ListedEve
         .collect())
 }
 
+/// Clears the dead rows that sealing leaves in the queue and the chain heads.
+/// Every event passes through `audit_pending` once (inserted, then deleted),
+/// so on PostgreSQL the table is all dead tuples unless vacuumed; we do not
+/// rely on autovacuum being on and tuned. SQLite reuses freed pages itself.
+pub async fn vacuum_queue(db: &Db) -> Result<()> {
+    if let Db::Postgres(p) = db {
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) audit_pending, audit_heads")
+            .execute(p)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Organizations with events waiting to be sealed.
 pub async fn orgs_pending(db: &Db) -> Result<Vec<String>> {
     Ok(

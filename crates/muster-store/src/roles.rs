@@ -135,16 +135,6 @@ pub async fn count_holders(tx: &mut Tx, role_id: &str) -> Result<i64> {
     )
 }
 
-/// The permission strings of every role the user holds in the organization,
-/// directly or through any group it is in at any depth of nesting.
-pub async fn effective_permissions(db: &Db, org_id: &str, user_id: &str) -> Result<Vec<String>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "WITH RECURSIVE {} SELECT p FROM perms",
-        effective_ctes("$2", "$1")
-    ));
-    Ok(on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).bind(user_id).fetch_all(c).await)?)
-}
-
 /// The common table expressions `g` (the user's groups, transitively) and
 /// `perms` (one permission string per role held), for a user and organization
 /// given as SQL expressions. Two index lookups joined by UNION ALL: an `OR`
@@ -152,6 +142,8 @@ pub async fn effective_permissions(db: &Db, org_id: &str, user_id: &str) -> Resu
 /// group half, lets the planners walk every assignment of the organization.
 /// The CROSS JOIN keeps SQLite starting from the user's groups (PostgreSQL
 /// plans by statistics and ignores the hint).
+/// Used by authentication, which reads a token and its user's permissions in
+/// one query.
 pub(crate) fn effective_ctes(user: &str, org: &str) -> String {
     format!(
         "g(id) AS (

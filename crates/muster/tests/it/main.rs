@@ -7,6 +7,7 @@ mod authz;
 mod bad_input;
 mod cli;
 mod groups;
+mod ops;
 mod schema;
 
 pub use muster_testkit::{TestApp, both};
