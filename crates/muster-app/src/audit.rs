@@ -52,14 +52,22 @@ impl<'a> Event<'a> {
 
 /// Writes `ev` in `tx` and wakes the sealer once the caller commits.
 pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> Result<String> {
+    let stored = build(app, caller, ev);
+    muster_store::audit::insert(tx, &stored).await?;
+    app.sealer.notify_one();
+    Ok(stored.id)
+}
+
+/// The stored form of `ev`, for a use case that writes it itself (in one
+/// statement with its change); it then calls `App::event_written`.
+pub fn build(app: &App, caller: &Caller, ev: Event<'_>) -> StoredEvent {
     let actor = caller.actor();
     let mut context = serde_json::to_value(&caller.ctx).unwrap_or(Value::Null);
     if let (Some(on_behalf), Value::Object(m)) = (&actor.on_behalf_of, &mut context) {
         m.insert("on_behalf_of".into(), Value::String(on_behalf.clone()));
     }
-    let id = AuditEventId::new().to_string();
-    let stored = StoredEvent {
-        id: id.clone(),
+    StoredEvent {
+        id: AuditEventId::new().to_string(),
         org_id: ev.org_id.to_owned(),
         occurred_at: app.now_ms(),
         actor_kind: actor.kind.as_str().to_owned(),
@@ -71,13 +79,15 @@ pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> R
         severity: ev.severity.as_str().to_owned(),
         changes: Value::Object(ev.changes).to_string(),
         context: context.to_string(),
-    };
-    muster_store::audit::insert(tx, &stored).await?;
-    app.sealer.notify_one();
-    Ok(id)
+    }
 }
 
 impl App {
+    /// Wakes the sealer after an event was committed outside `record`.
+    pub(crate) fn event_written(&self) {
+        self.sealer.notify_one();
+    }
+
     /// Seals every organization's pending events into its chain; returns how many.
     pub async fn seal_all(&self) -> Result<usize> {
         use std::sync::atomic::Ordering;
@@ -91,7 +101,7 @@ impl App {
                 }
             }
         }
-        if self.sealed_since_vacuum.fetch_add(total, Ordering::Relaxed) + total >= 20_000 {
+        if self.sealed_since_vacuum.fetch_add(total, Ordering::Relaxed) + total >= 2_000 {
             self.sealed_since_vacuum.store(0, Ordering::Relaxed);
             muster_store::audit::vacuum_queue(&self.db).await?;
         }

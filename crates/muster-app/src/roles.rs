@@ -75,13 +75,10 @@ pub(crate) fn check_can_grant(caller: &Caller, org_id: &str, role: &RoleRow) -> 
     Ok(())
 }
 
-/// A role by id or key, in the caller's transaction; built-in roles from memory.
-pub(crate) async fn resolve(
-    app: &App,
-    tx: &mut muster_store::Tx,
-    org_id: &str,
-    id_or_key: &str,
-) -> Result<Option<RoleRow>> {
+/// A role by id or key; built-in roles from memory. Read outside the caller's
+/// transaction: if a custom role vanishes meanwhile, the assignment's foreign
+/// key refuses the write.
+pub(crate) async fn resolve(app: &App, org_id: &str, id_or_key: &str) -> Result<Option<RoleRow>> {
     let key = (org_id.to_owned(), id_or_key.to_owned());
     if let Some(r) = app
         .builtin_roles
@@ -91,7 +88,7 @@ pub(crate) async fn resolve(
     {
         return Ok(Some(r));
     }
-    let found = muster_store::roles::find_in(tx, org_id, id_or_key).await?;
+    let found = muster_store::roles::find(&app.db, org_id, id_or_key).await?;
     if let Some(r) = found
         .as_ref()
         .filter(|r| r.builtin && r.role_key == id_or_key)
@@ -300,7 +297,7 @@ pub async fn assign(
         ));
     }
     let mut tx = app.db.begin().await?;
-    let role = resolve(app, &mut tx, &org.id, &input.role)
+    let role = resolve(app, &org.id, &input.role)
         .await?
         .ok_or_else(|| AppError::invalid("role", "no such role in this organization"))?;
     match (&input.user_id, &input.group_id) {

@@ -157,57 +157,52 @@ pub async fn create(
         updated_at: now,
         version: 1,
     };
-    let mut tx = app.db.begin().await?;
     if let Some(m) = &input.profile.enterprise.manager {
-        if !muster_store::users::exists(&mut tx, &org.id, m).await? {
+        if !muster_store::users::exists_in(&app.db, &org.id, m).await? {
             return Err(AppError::invalid(
                 "profile.enterprise.manager",
                 "no such user in this organization",
             ));
         }
     }
-    muster_store::users::insert(&mut tx, &row)
-        .await
-        .map_err(|e| conflict(e, USER_CONFLICTS))?;
-    let mut granted = Vec::new();
+    let mut assignments: Vec<AssignmentRow> = Vec::new();
     for key in &role_keys {
-        let role = crate::roles::resolve(app, &mut tx, &org.id, key)
+        let role = crate::roles::resolve(app, &org.id, key)
             .await?
             .ok_or_else(|| {
                 AppError::invalid("roles", format!("no role '{key}' in this organization"))
             })?;
         crate::roles::check_can_grant(caller, &org.id, &role)?;
-        muster_store::roles::assign(
-            &mut tx,
-            &AssignmentRow {
-                id: RoleAssignmentId::new().to_string(),
-                org_id: org.id.clone(),
-                role_id: role.id.clone(),
-                role_key: role.role_key.clone(),
-                user_id: Some(row.id.clone()),
-                group_id: None,
-                scope_kind: "organization".into(),
-                scope_id: None,
-                created_at: now,
-            },
-        )
-        .await
-        .map_err(|e| {
-            conflict(
-                e,
-                &[("role_assignments", "roles", "a role is listed twice")],
-            )
-        })?;
-        granted.push(role.role_key);
+        if assignments.iter().any(|a| a.role_id == role.id) {
+            return Err(AppError::invalid(
+                "roles",
+                format!("role '{key}' is listed twice"),
+            ));
+        }
+        assignments.push(AssignmentRow {
+            id: RoleAssignmentId::new().to_string(),
+            org_id: org.id.clone(),
+            role_id: role.id,
+            role_key: role.role_key,
+            user_id: Some(row.id.clone()),
+            group_id: None,
+            scope_kind: "organization".into(),
+            scope_id: None,
+            created_at: now,
+        });
     }
+    let granted: Vec<&str> = assignments.iter().map(|a| a.role_key.as_str()).collect();
     let ev = Event::new(&org.id, "user.created")
         .target("user", &row.id)
         .change("email", (), &row.email)
         .change("state", (), &row.state)
         .detail("roles", &granted)
         .detail("source", &row.source);
-    audit::record(app, &mut tx, caller, ev).await?;
-    tx.commit().await?;
+    let event = audit::build(app, caller, ev);
+    muster_store::users::insert_new(&app.db, &row, &assignments, &event)
+        .await
+        .map_err(|e| conflict(e, USER_CONFLICTS))?;
+    app.event_written();
     metrics::counter!("muster_lifecycle_transitions_total", "event" => "create").increment(1);
     row.try_into()
 }

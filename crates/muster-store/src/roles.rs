@@ -36,6 +36,14 @@ pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<RoleRow>> {
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
 }
 
+/// By id or by key, outside a transaction.
+pub async fn find(db: &Db, org_id: &str, id_or_key: &str) -> Result<Option<RoleRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM roles WHERE org_id = $1 AND (id = $2 OR role_key = $2)"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(id_or_key).fetch_optional(c).await)?)
+}
+
 /// By id or by key: the API accepts either.
 pub async fn find_in(tx: &mut Tx, org_id: &str, id_or_key: &str) -> Result<Option<RoleRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
@@ -78,7 +86,8 @@ pub struct AssignmentRow {
     pub created_at: i64,
 }
 
-pub async fn assign(tx: &mut Tx, a: &AssignmentRow) -> Result<()> {
+/// The derived keys of the uniqueness index: (principal, scope_key).
+pub(crate) fn assignment_keys(a: &AssignmentRow) -> (String, String) {
     let principal = match (&a.user_id, &a.group_id) {
         (Some(u), _) => format!("user:{u}"),
         (None, Some(g)) => format!("group:{g}"),
@@ -88,6 +97,11 @@ pub async fn assign(tx: &mut Tx, a: &AssignmentRow) -> Result<()> {
         Some(id) => format!("{}:{id}", a.scope_kind),
         None => a.scope_kind.clone(),
     };
+    (principal, scope_key)
+}
+
+pub async fn assign(tx: &mut Tx, a: &AssignmentRow) -> Result<()> {
+    let (principal, scope_key) = assignment_keys(a);
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO role_assignments (id, org_id, role_id, user_id, group_id, principal, scope_kind, scope_id, scope_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")

@@ -1,6 +1,8 @@
 //! Users. Every query names the organization: a user id alone never reaches a row.
 
+use crate::roles::AssignmentRow;
 use crate::{Db, Result, Tx};
+use muster_core::audit::StoredEvent;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -41,6 +43,24 @@ pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
     Ok(())
 }
 
+/// A new user with its role assignments and its audit event, all or nothing,
+/// in one transaction. (A single data-modifying-CTE statement on PostgreSQL
+/// was tried and measured slower: see BENCHMARKS.md.)
+pub async fn insert_new(
+    db: &Db,
+    u: &UserRow,
+    assignments: &[AssignmentRow],
+    event: &StoredEvent,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    insert(&mut tx, u).await?;
+    for a in assignments {
+        crate::roles::assign(&mut tx, a).await?;
+    }
+    crate::audit::insert(&mut tx, event).await?;
+    tx.commit().await
+}
+
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<UserRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM users WHERE org_id = $1 AND id = $2"
@@ -68,6 +88,12 @@ pub async fn by_email(db: &Db, org_id: &str, email: &str) -> Result<Option<UserR
     Ok(
         on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(email.to_lowercase()).fetch_optional(c).await)?,
     )
+}
+
+pub async fn exists_in(db: &Db, org_id: &str, id: &str) -> Result<bool> {
+    let n: i64 = on_db!(db, c => sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).fetch_one(c).await)?;
+    Ok(n > 0)
 }
 
 pub async fn exists(tx: &mut Tx, org_id: &str, id: &str) -> Result<bool> {
