@@ -44,8 +44,8 @@ pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
 }
 
 /// A new user with its role assignments and its audit event, all or nothing,
-/// in one transaction. (A single data-modifying-CTE statement on PostgreSQL
-/// was tried and measured slower: see BENCHMARKS.md.)
+/// in one transaction. (One data-modifying-CTE statement on PostgreSQL was
+/// tried and was not faster here: see BENCHMARKS.md.)
 pub async fn insert_new(
     db: &Db,
     u: &UserRow,
