@@ -153,13 +153,13 @@ pub async fn verify(app: &App, org_id: &str, org_slug: &str) -> Result<Verificat
         }));
         start = last;
     }
-    if let Some((seq, hash)) = muster_store::audit::head(&app.db, org_id).await? {
-        if seq != start.0 || (seq > 0 && hash != start.1) {
-            findings.push(Finding::SequenceGap {
-                expected: seq,
-                found: start.0,
-            });
-        }
+    if let Some((seq, hash)) = muster_store::audit::head(&app.db, org_id).await?
+        && (seq != start.0 || (seq > 0 && hash != start.1))
+    {
+        findings.push(Finding::SequenceGap {
+            expected: seq,
+            found: start.0,
+        });
     }
     for event_id in muster_store::audit::unchained(&app.db, org_id).await? {
         findings.push(Finding::UnchainedEvent { event_id });

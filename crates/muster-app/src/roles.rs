@@ -92,10 +92,9 @@ pub(crate) async fn resolve(app: &App, org_id: &str, id_or_key: &str) -> Result<
     if let Some(r) = found
         .as_ref()
         .filter(|r| r.builtin && r.role_key == id_or_key)
+        && let Ok(mut c) = app.builtin_roles.write()
     {
-        if let Ok(mut c) = app.builtin_roles.write() {
-            c.insert(key, r.clone());
-        }
+        c.insert(key, r.clone());
     }
     Ok(found)
 }

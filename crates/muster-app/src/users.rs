@@ -157,13 +157,13 @@ pub async fn create(
         updated_at: now,
         version: 1,
     };
-    if let Some(m) = &input.profile.enterprise.manager {
-        if !muster_store::users::exists_in(&app.db, &org.id, m).await? {
-            return Err(AppError::invalid(
-                "profile.enterprise.manager",
-                "no such user in this organization",
-            ));
-        }
+    if let Some(m) = &input.profile.enterprise.manager
+        && !muster_store::users::exists_in(&app.db, &org.id, m).await?
+    {
+        return Err(AppError::invalid(
+            "profile.enterprise.manager",
+            "no such user in this organization",
+        ));
     }
     let mut assignments: Vec<AssignmentRow> = Vec::new();
     for key in &role_keys {
@@ -284,10 +284,10 @@ pub async fn list(
     p: ListParams,
 ) -> Result<Page<UserView>> {
     let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
-    if let Some(s) = &p.state {
-        if UserState::parse(s).is_none() {
-            return Err(AppError::invalid("state", format!("unknown state '{s}'")));
-        }
+    if let Some(s) = &p.state
+        && UserState::parse(s).is_none()
+    {
+        return Err(AppError::invalid("state", format!("unknown state '{s}'")));
     }
     if p.search.as_ref().is_some_and(|s| s.chars().count() > 256) {
         return Err(AppError::invalid(
@@ -363,13 +363,13 @@ pub async fn update(
         .profile
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.reason))?;
-    if let Some(m) = &edited.profile.enterprise.manager {
-        if m == id || !muster_store::users::exists(&mut tx, &org.id, m).await? {
-            return Err(AppError::invalid(
-                "profile.enterprise.manager",
-                "no such other user in this organization",
-            ));
-        }
+    if let Some(m) = &edited.profile.enterprise.manager
+        && (m == id || !muster_store::users::exists(&mut tx, &org.id, m).await?)
+    {
+        return Err(AppError::invalid(
+            "profile.enterprise.manager",
+            "no such other user in this organization",
+        ));
     }
     let mut ev = Event::new(&org.id, "user.updated").target("user", id);
     if email.as_str() != row.email {

@@ -17,16 +17,16 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                // PostgreSQL names the constraint; SQLite puts "table.column" in
-                // the message. Either way the index names below are what we match.
-                let what = db
-                    .constraint()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| db.message().to_owned());
-                return Self::Conflict(what);
-            }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            // PostgreSQL names the constraint; SQLite puts "table.column" in
+            // the message. Either way the index names below are what we match.
+            let what = db
+                .constraint()
+                .map(str::to_owned)
+                .unwrap_or_else(|| db.message().to_owned());
+            return Self::Conflict(what);
         }
         Self::Database(e)
     }

@@ -6,6 +6,14 @@
 //! tests print that they were skipped, by name — except under CI (`CI` set),
 //! where a missing or unreachable PostgreSQL fails the test.
 
+// A test kit fails loudly: panicking on a broken fixture is its job.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -72,9 +80,7 @@ impl TestApp {
     /// A fresh PostgreSQL database, or `None` (after saying so) when the
     /// PostgreSQL suite is not configured outside CI.
     pub async fn postgres(test_name: &str) -> Option<Self> {
-        let Some(admin) = pg_admin_url(test_name) else {
-            return None;
-        };
+        let admin = pg_admin_url(test_name)?;
         let template = template(&admin).await;
         let name = format!("muster_t_{}", uuid::Uuid::now_v7().simple());
         let mut conn = sqlx::PgConnection::connect(&admin)

@@ -7,6 +7,14 @@
 //! PostgreSQL is used when `MUSTER_TEST_PG_URL` (an admin URL) is set.
 //! Prints one JSON object per measurement, then a summary.
 
+// A benchmark aborts on any failure: unwrap is the right tool here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use futures::future::join_all;
 use muster_testkit::muster_store::{Db, DbOptions};
 use serde_json::{Value, json};

@@ -217,3 +217,74 @@ async fn the_cli_provisions_and_verifies(t: TestApp) {
     );
 }
 both!(the_cli_provisions_and_verifies);
+
+/// The real server on a real socket: it says where it listens, answers, and on
+/// SIGTERM finishes cleanly with status 0.
+async fn serve_starts_answers_and_stops_on_sigterm(t: TestApp) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("serve")
+        .env("MUSTER_DATABASE_URL", &t.url)
+        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MUSTER_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server never became ready");
+    let r = client
+        .get(format!("{base}/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut waited = 0;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            waited < 100,
+            "the server did not stop within 10 s of SIGTERM"
+        );
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("Muster listening on http://127.0.0.1:{port}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("muster org create"),
+        "start-up says how to begin: {out}"
+    );
+}
+both!(serve_starts_answers_and_stops_on_sigterm);

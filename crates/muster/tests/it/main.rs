@@ -1,6 +1,14 @@
 //! Muster's integration tests: one binary, a module per feature. Every test
 //! that touches storage runs on SQLite and on PostgreSQL (`both!`).
 
+// Test helpers outside #[test] functions may unwrap too: a failure is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod access;
 mod audit;
 mod authz;
