@@ -43,22 +43,119 @@ pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
     Ok(())
 }
 
-/// A new user with its role assignments and its audit event, all or nothing,
-/// in one transaction. (One data-modifying-CTE statement on PostgreSQL was
-/// tried and was not faster here: see BENCHMARKS.md.)
+/// A new user with its role assignments and its audit event, all or nothing.
+///
+/// User creation is the hottest write (sign-ups, SCIM and bulk provisioning).
+/// On SQLite every statement is a hop to the connection's worker thread while
+/// the single writer is held, so the whole transaction goes as one
+/// multi-statement query: `BEGIN IMMEDIATE; …; COMMIT` (sqlx numbers `$N`
+/// across the statements), rolled back by hand if any part fails. PostgreSQL
+/// runs an ordinary transaction (one data-modifying-CTE statement was tried
+/// and was not faster here: see BENCHMARKS.md).
 pub async fn insert_new(
     db: &Db,
     u: &UserRow,
     assignments: &[AssignmentRow],
     event: &StoredEvent,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
-    insert(&mut tx, u).await?;
-    for a in assignments {
-        crate::roles::assign(&mut tx, a).await?;
+    let Db::Sqlite { write, .. } = db else {
+        let mut tx = db.begin().await?;
+        insert(&mut tx, u).await?;
+        for a in assignments {
+            crate::roles::assign(&mut tx, a).await?;
+        }
+        crate::audit::insert(&mut tx, event).await?;
+        return tx.commit().await;
+    };
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    let mut n = 0;
+    let params = |n: &mut usize, count: usize| -> String {
+        let list: Vec<String> = (*n + 1..=*n + count).map(|i| format!("${i}")).collect();
+        *n += count;
+        list.join(", ")
+    };
+    sql.push_str(&format!(
+        "INSERT INTO users (id, org_id, user_name, user_name_key, email, email_key, email_verified,
+            display_name, given_name, family_name, external_id, state, source, managed_by, profile,
+            password_hash, created_at, updated_at, version) VALUES ({}); ",
+        params(&mut n, 19)
+    ));
+    for _ in assignments {
+        sql.push_str(&format!(
+            "INSERT INTO role_assignments (id, org_id, role_id, user_id, group_id, principal, scope_kind,
+                scope_id, scope_key, created_at) VALUES ({}); ",
+            params(&mut n, 10)
+        ));
     }
-    crate::audit::insert(&mut tx, event).await?;
-    tx.commit().await
+    let first_event_param = n + 1;
+    sql.push_str(&format!(
+        "INSERT INTO audit_events (id, org_id, occurred_at, actor_kind, actor_id, actor_label, action,
+            target_kind, target_id, severity, changes, context) VALUES ({}); ",
+        params(&mut n, 12)
+    ));
+    sql.push_str(&format!(
+        "INSERT INTO audit_pending (event_id, org_id) VALUES (${first_event_param}, ${}); COMMIT;",
+        first_event_param + 1
+    ));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&u.id)
+        .bind(&u.org_id)
+        .bind(&u.user_name)
+        .bind(u.user_name.to_lowercase())
+        .bind(&u.email)
+        .bind(u.email.to_lowercase())
+        .bind(u.email_verified)
+        .bind(&u.display_name)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
+        .bind(&u.external_id)
+        .bind(&u.state)
+        .bind(&u.source)
+        .bind(&u.managed_by)
+        .bind(&u.profile)
+        .bind(&u.password_hash)
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .bind(u.version);
+    for a in assignments {
+        let (principal, scope_key) = crate::roles::assignment_keys(a);
+        q = q
+            .bind(&a.id)
+            .bind(&a.org_id)
+            .bind(&a.role_id)
+            .bind(&a.user_id)
+            .bind(&a.group_id)
+            .bind(principal)
+            .bind(&a.scope_kind)
+            .bind(&a.scope_id)
+            .bind(scope_key)
+            .bind(a.created_at);
+    }
+    q = q
+        .bind(&event.id)
+        .bind(&event.org_id)
+        .bind(event.occurred_at)
+        .bind(&event.actor_kind)
+        .bind(&event.actor_id)
+        .bind(&event.actor_label)
+        .bind(&event.action)
+        .bind(&event.target_kind)
+        .bind(&event.target_id)
+        .bind(&event.severity)
+        .bind(&event.changes)
+        .bind(&event.context);
+    let mut conn = write.acquire().await?;
+    match q.execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // A failed statement leaves the transaction open on this pooled
+            // connection; close it before the connection goes back.
+            if let Err(rb) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::debug!(error = %rb, "rollback after a failed user insert");
+            }
+            Err(e.into())
+        }
+    }
 }
 
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<UserRow>> {

@@ -104,6 +104,16 @@ async fn a_duplicate_email_differing_only_in_case_conflicts(t: TestApp) {
         r#"{"email":"aNN@acme.EXAMPLE"}"#,
     );
     refused(&t, req, 409, "already exists").await;
+    // The failed insert left no transaction open: the next one goes through.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/users",
+            Some(&owner),
+            Some(json!({"email": "bea@acme.example"})),
+        )
+        .await;
+    assert_eq!(s, 201);
     // The same address in another organization is a different person.
     let other = t.org_with_owner("other").await;
     assert_eq!(
