@@ -197,7 +197,7 @@ impl From<muster_store::audit::ListedEvent> for EventView {
         Self {
             id: e.id,
             seq: l.seq,
-            occurred_at: crate::users::rfc3339(e.occurred_at),
+            occurred_at: crate::paging::rfc3339(e.occurred_at),
             actor_kind: e.actor_kind,
             actor_id: e.actor_id,
             actor_label: e.actor_label,
@@ -259,7 +259,7 @@ pub(crate) fn store_query(q: AuditQuery, limit: i64) -> Result<muster_store::aud
         actor_id: q.actor,
         target_id: q.target,
         action: q.action,
-        after: crate::users::parse_cursor(q.cursor)?,
+        after: crate::paging::parse_cursor(q.cursor)?,
         limit,
     })
 }
@@ -269,12 +269,12 @@ pub async fn list(
     caller: &Caller,
     org_slug: &str,
     q: AuditQuery,
-) -> Result<crate::users::Page<EventView>> {
+) -> Result<crate::paging::Page<EventView>> {
     let org =
         crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
-    let limit = crate::users::page_limit(q.limit)?;
+    let limit = crate::paging::page_limit(q.limit)?;
     let rows = muster_store::audit::list(&app.db, &org.id, &store_query(q, limit + 1)?).await?;
-    crate::users::paginate(rows, limit, |r| r.event.id.clone(), |r| Ok(r.into()))
+    crate::paging::paginate(rows, limit, |r| r.event.id.clone(), |r| Ok(r.into()))
 }
 
 /// Streams every event matching `q` to `sink`, a page at a time (the export).

@@ -3,7 +3,7 @@
 use crate::audit::{self, Event};
 use crate::caller::org_with;
 use crate::error::conflict;
-use crate::users::{Page, page_limit, paginate, parse_cursor, rfc3339};
+use crate::paging::{Page, page_limit, paginate, parse_cursor, rfc3339};
 use crate::{App, AppError, Caller, Result};
 use muster_core::users::ManagedBy;
 use muster_core::{GroupId, Permission};

@@ -8,6 +8,7 @@ pub mod caller;
 mod error;
 pub mod groups;
 pub mod orgs;
+pub mod paging;
 pub mod passwords;
 pub mod roles;
 pub mod secrets;

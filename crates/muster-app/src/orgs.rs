@@ -28,7 +28,7 @@ impl From<OrgRow> for OrgView {
             slug: o.slug,
             name: o.name,
             kind: OrgKind::parse(&o.kind).unwrap_or(OrgKind::Business),
-            created_at: crate::users::rfc3339(o.created_at),
+            created_at: crate::paging::rfc3339(o.created_at),
         }
     }
 }

@@ -3,7 +3,7 @@
 use crate::audit::{self, Event};
 use crate::caller::{org_with, require};
 use crate::error::conflict;
-use crate::users::rfc3339;
+use crate::paging::rfc3339;
 use crate::{App, AppError, Caller, Principal, Result};
 use muster_core::rbac::valid_role_key;
 use muster_core::{Permission, PermissionSet, RoleAssignmentId, RoleId, Scope};

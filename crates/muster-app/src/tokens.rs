@@ -2,7 +2,7 @@
 
 use crate::audit::{self, Event};
 use crate::caller::{org, require};
-use crate::users::rfc3339;
+use crate::paging::rfc3339;
 use crate::{App, AppError, Caller, Principal, Result, secrets};
 use muster_core::{ApiTokenId, Permission, UserState, tokens};
 use muster_store::tokens::ApiTokenRow;

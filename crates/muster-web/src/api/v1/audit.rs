@@ -4,7 +4,7 @@ use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use muster_app::audit::{AuditQuery, EventView};
-use muster_app::users::Page;
+use muster_app::paging::Page;
 
 /// Audit events, oldest first, filtered; `seq` is the event's place in the
 /// organization's hash chain (absent for the second or so before it is sealed).

@@ -5,7 +5,7 @@ use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use muster_app::groups::{GroupInput, GroupView, MemberKind, MemberView};
-use muster_app::users::Page;
+use muster_app::paging::Page;
 use serde::Deserialize;
 
 #[derive(Deserialize, utoipa::IntoParams)]
