@@ -45,20 +45,24 @@ const COLS: &str = "e.id, e.org_id, e.occurred_at, e.actor_kind, e.actor_id, e.a
 /// PostgreSQL does both in one statement (a data-modifying CTE) to save a
 /// round trip on every audited change; SQLite runs in process and needs two.
 pub async fn insert(tx: &mut Tx, e: &StoredEvent) -> Result<()> {
-    const COLUMNS: &str = "INSERT INTO audit_events (id, org_id, occurred_at, actor_kind, actor_id, actor_label, action,
-            target_kind, target_id, severity, changes, context)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    const INSERT: &str = concat!(
+        "INSERT INTO audit_events (",
+        event_columns!(),
+        ") ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    const INSERT_AND_QUEUE: &str = concat!(
+        "WITH e AS (INSERT INTO audit_events (",
+        event_columns!(),
+        ") ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id, org_id) ",
+        "INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e"
+    );
     let sql = match tx.backend() {
-        crate::Backend::Sqlite => sqlx::AssertSqlSafe(COLUMNS.to_owned()),
-        crate::Backend::Postgres => sqlx::AssertSqlSafe(format!(
-            "WITH e AS ({COLUMNS} RETURNING id, org_id) INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e"
-        )),
+        crate::Backend::Sqlite => INSERT,
+        crate::Backend::Postgres => INSERT_AND_QUEUE,
     };
-    on_tx!(tx, c => sqlx::query(sql)
-        .bind(&e.id).bind(&e.org_id).bind(e.occurred_at).bind(&e.actor_kind).bind(&e.actor_id)
-        .bind(&e.actor_label).bind(&e.action).bind(&e.target_kind).bind(&e.target_id)
-        .bind(&e.severity).bind(&e.changes).bind(&e.context)
-        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind_event!(sqlx::query(sql), e).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     if tx.backend() == crate::Backend::Sqlite {
         on_tx!(tx, c => sqlx::query("INSERT INTO audit_pending (event_id, org_id) VALUES ($1, $2)")
             .bind(&e.id).bind(&e.org_id).execute(c).await.map(|r| r.rows_affected()))?;

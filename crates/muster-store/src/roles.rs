@@ -101,13 +101,13 @@ pub(crate) fn assignment_keys(a: &AssignmentRow) -> (String, String) {
 }
 
 pub async fn assign(tx: &mut Tx, a: &AssignmentRow) -> Result<()> {
-    let (principal, scope_key) = assignment_keys(a);
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO role_assignments (id, org_id, role_id, user_id, group_id, principal, scope_kind, scope_id, scope_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        .bind(&a.id).bind(&a.org_id).bind(&a.role_id).bind(&a.user_id).bind(&a.group_id)
-        .bind(principal).bind(&a.scope_kind).bind(&a.scope_id).bind(scope_key).bind(a.created_at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    const SQL: &str = concat!(
+        "INSERT INTO role_assignments (",
+        assignment_columns!(),
+        ") ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    on_tx!(tx, c => bind_assignment!(sqlx::query(SQL), a).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -29,17 +29,13 @@ const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, 
     external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
 
 pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO users (id, org_id, user_name, user_name_key, email, email_key, email_verified,
-            display_name, given_name, family_name, external_id, state, source, managed_by, profile,
-            password_hash, created_at, updated_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
-        .bind(&u.id).bind(&u.org_id).bind(&u.user_name).bind(u.user_name.to_lowercase())
-        .bind(&u.email).bind(u.email.to_lowercase()).bind(u.email_verified)
-        .bind(&u.display_name).bind(&u.given_name).bind(&u.family_name).bind(&u.external_id)
-        .bind(&u.state).bind(&u.source).bind(&u.managed_by).bind(&u.profile)
-        .bind(&u.password_hash).bind(u.created_at).bind(u.updated_at).bind(u.version)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    const SQL: &str = concat!(
+        "INSERT INTO users (",
+        user_columns!(),
+        ") ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    );
+    on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -75,75 +71,32 @@ pub async fn insert_new(
         list.join(", ")
     };
     sql.push_str(&format!(
-        "INSERT INTO users (id, org_id, user_name, user_name_key, email, email_key, email_verified,
-            display_name, given_name, family_name, external_id, state, source, managed_by, profile,
-            password_hash, created_at, updated_at, version) VALUES ({}); ",
+        "INSERT INTO users ({}) VALUES ({}); ",
+        user_columns!(),
         params(&mut n, 19)
     ));
     for _ in assignments {
         sql.push_str(&format!(
-            "INSERT INTO role_assignments (id, org_id, role_id, user_id, group_id, principal, scope_kind,
-                scope_id, scope_key, created_at) VALUES ({}); ",
+            "INSERT INTO role_assignments ({}) VALUES ({}); ",
+            assignment_columns!(),
             params(&mut n, 10)
         ));
     }
     let first_event_param = n + 1;
     sql.push_str(&format!(
-        "INSERT INTO audit_events (id, org_id, occurred_at, actor_kind, actor_id, actor_label, action,
-            target_kind, target_id, severity, changes, context) VALUES ({}); ",
+        "INSERT INTO audit_events ({}) VALUES ({}); ",
+        event_columns!(),
         params(&mut n, 12)
     ));
     sql.push_str(&format!(
         "INSERT INTO audit_pending (event_id, org_id) VALUES (${first_event_param}, ${}); COMMIT;",
         first_event_param + 1
     ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&u.id)
-        .bind(&u.org_id)
-        .bind(&u.user_name)
-        .bind(u.user_name.to_lowercase())
-        .bind(&u.email)
-        .bind(u.email.to_lowercase())
-        .bind(u.email_verified)
-        .bind(&u.display_name)
-        .bind(&u.given_name)
-        .bind(&u.family_name)
-        .bind(&u.external_id)
-        .bind(&u.state)
-        .bind(&u.source)
-        .bind(&u.managed_by)
-        .bind(&u.profile)
-        .bind(&u.password_hash)
-        .bind(u.created_at)
-        .bind(u.updated_at)
-        .bind(u.version);
+    let mut q = bind_user!(sqlx::query(sqlx::AssertSqlSafe(sql)), u);
     for a in assignments {
-        let (principal, scope_key) = crate::roles::assignment_keys(a);
-        q = q
-            .bind(&a.id)
-            .bind(&a.org_id)
-            .bind(&a.role_id)
-            .bind(&a.user_id)
-            .bind(&a.group_id)
-            .bind(principal)
-            .bind(&a.scope_kind)
-            .bind(&a.scope_id)
-            .bind(scope_key)
-            .bind(a.created_at);
+        q = bind_assignment!(q, a);
     }
-    q = q
-        .bind(&event.id)
-        .bind(&event.org_id)
-        .bind(event.occurred_at)
-        .bind(&event.actor_kind)
-        .bind(&event.actor_id)
-        .bind(&event.actor_label)
-        .bind(&event.action)
-        .bind(&event.target_kind)
-        .bind(&event.target_id)
-        .bind(&event.severity)
-        .bind(&event.changes)
-        .bind(&event.context);
+    q = bind_event!(q, event);
     let mut conn = write.acquire().await?;
     match q.execute(&mut *conn).await {
         Ok(_) => Ok(()),

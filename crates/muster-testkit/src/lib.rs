@@ -82,7 +82,11 @@ impl TestApp {
     pub async fn postgres(test_name: &str) -> Option<Self> {
         let admin = pg_admin_url(test_name)?;
         let template = template(&admin).await;
-        let name = format!("muster_t_{}", uuid::Uuid::now_v7().simple());
+        let name = format!(
+            "muster_t_{}_{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .expect("connect to PostgreSQL");
@@ -322,7 +326,21 @@ async fn template(admin: &str) -> String {
         .fetch_all(&mut conn)
         .await
         .expect("list databases");
+    // Names carry the creating process's id: drop only what no running
+    // process owns, so concurrent test runs on one server leave each other be.
     for db in stale {
+        let pid = db
+            .trim_start_matches("muster_tpl_")
+            .trim_start_matches("muster_t_")
+            .split('_')
+            .next()
+            .unwrap_or("");
+        if pid
+            .parse::<u32>()
+            .is_ok_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            continue;
+        }
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
         )))
