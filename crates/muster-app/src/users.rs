@@ -386,7 +386,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// serde's messages are clear but end with a position; keep the clear part.
-pub(crate) fn clean_serde(msg: &str) -> String {
+pub fn clean_serde(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_owned()
 }
 

@@ -134,11 +134,6 @@ impl Db {
             .collect()
     }
 
-    pub async fn ping(&self) -> Result<()> {
-        on_db!(self, c => sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match self {
             Self::Sqlite { write, .. } => {
@@ -147,13 +142,6 @@ impl Db {
             Self::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
         Ok(Tx { inner })
-    }
-
-    pub fn pg_pool(&self) -> Option<&PgPool> {
-        match self {
-            Self::Postgres(p) => Some(p),
-            Self::Sqlite { .. } => None,
-        }
     }
 
     pub async fn close(&self) {

@@ -221,10 +221,3 @@ pub(crate) fn like_pattern(term: &str) -> String {
     p.push('%');
     p
 }
-
-pub async fn count_by_state(db: &Db, org_id: &str) -> Result<Vec<(String, i64)>> {
-    Ok(
-        on_db!(db, c => sqlx::query_as("SELECT state, COUNT(*) FROM users WHERE org_id = $1 GROUP BY state ORDER BY state")
-        .bind(org_id).fetch_all(c).await)?,
-    )
-}

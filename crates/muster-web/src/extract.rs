@@ -72,9 +72,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 fn json_rejection(r: JsonRejection) -> Response {
-    // serde's messages end with a position; keep the part a person can act on.
-    let text = r.body_text();
-    let msg = text.split(" at line ").next().unwrap_or(&text).to_owned();
+    let msg = muster_app::users::clean_serde(&r.body_text());
     match r {
         JsonRejection::JsonDataError(_) => {
             problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid", msg, None)
