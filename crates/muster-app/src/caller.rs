@@ -25,7 +25,22 @@ pub enum Principal {
         /// carried over from an earlier request.
         permissions: PermissionSet,
     },
+    /// An IdP, through a SCIM token of one organization.
+    ScimToken {
+        org_id: String,
+        org_slug: String,
+        token_id: String,
+        token_name: String,
+    },
 }
+
+/// What a SCIM token may do: provision users and groups, nothing else.
+pub const SCIM_PERMISSIONS: [Permission; 4] = [
+    Permission::UsersRead,
+    Permission::UsersWrite,
+    Permission::UsersLifecycle,
+    Permission::GroupsWrite,
+];
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -69,13 +84,23 @@ impl Caller {
                 label: Some(email.clone()),
                 on_behalf_of: None,
             },
+            Principal::ScimToken {
+                token_id,
+                token_name,
+                ..
+            } => Actor {
+                kind: ActorKind::ScimToken,
+                id: Some(token_id.clone()),
+                label: Some(token_name.clone()),
+                on_behalf_of: None,
+            },
         }
     }
 
     pub fn user_id(&self) -> Option<&str> {
         match &self.principal {
             Principal::User { user_id, .. } => Some(user_id),
-            Principal::Operator { .. } => None,
+            Principal::Operator { .. } | Principal::ScimToken { .. } => None,
         }
     }
 }
@@ -138,7 +163,15 @@ pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRef> {
             id: org_id.clone(),
             slug: slug.to_owned(),
         }),
-        Principal::User { .. } => Err(AppError::NotFound("organization")),
+        Principal::ScimToken {
+            org_slug, org_id, ..
+        } if org_slug == slug => Ok(OrgRef {
+            id: org_id.clone(),
+            slug: slug.to_owned(),
+        }),
+        Principal::User { .. } | Principal::ScimToken { .. } => {
+            Err(AppError::NotFound("organization"))
+        }
         Principal::Operator { .. } => {
             let row = muster_store::orgs::by_slug(&app.db, slug)
                 .await?
@@ -164,6 +197,16 @@ pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
                 return Err(AppError::NotFound("organization"));
             }
             if permissions.contains(perm) {
+                Ok(())
+            } else {
+                Err(AppError::Forbidden(perm.as_str()))
+            }
+        }
+        Principal::ScimToken { org_id: own, .. } => {
+            if own != org_id {
+                return Err(AppError::NotFound("organization"));
+            }
+            if SCIM_PERMISSIONS.contains(&perm) {
                 Ok(())
             } else {
                 Err(AppError::Forbidden(perm.as_str()))

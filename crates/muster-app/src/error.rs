@@ -27,6 +27,12 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0}")]
     Refused(String),
+    /// A SCIM protocol error (bad filter, path, PATCH…), already typed.
+    #[error(transparent)]
+    Scim(#[from] muster_scim::ScimError),
+    /// `If-Match` named a version that is no longer current.
+    #[error("the resource changed since that version")]
+    PreconditionFailed,
     #[error("internal error")]
     Internal(#[source] StoreError),
 }

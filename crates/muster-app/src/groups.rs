@@ -253,32 +253,53 @@ async fn change_member(
     muster_store::groups::get_in(&mut tx, &org.id, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
+    let changed = member_change_in(app, &mut tx, caller, &org.id, group_id, kind, member_id, add).await?;
+    if changed {
+        tx.commit().await?;
+    }
+    Ok(changed)
+}
+
+/// Adds or removes one member inside the caller's transaction (which holds the
+/// organization's lock), with its checks and its audit event: the one path
+/// for membership changes from the API and from SCIM.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn member_change_in(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    caller: &Caller,
+    org_id: &str,
+    group_id: &str,
+    kind: MemberKind,
+    member_id: &str,
+    add: bool,
+) -> Result<bool> {
     let changed = match kind {
         MemberKind::User => {
-            if !muster_store::users::exists(&mut tx, &org.id, member_id).await? {
+            if !muster_store::users::exists(tx, org_id, member_id).await? {
                 return Err(AppError::NotFound("user"));
             }
             if add {
-                muster_store::groups::add_user(&mut tx, group_id, member_id).await?
+                muster_store::groups::add_user(tx, group_id, member_id).await?
             } else {
-                muster_store::groups::remove_user(&mut tx, group_id, member_id).await?
+                muster_store::groups::remove_user(tx, group_id, member_id).await?
             }
         }
         MemberKind::Group => {
-            muster_store::groups::get_in(&mut tx, &org.id, member_id)
+            muster_store::groups::get_in(tx, org_id, member_id)
                 .await?
                 .ok_or(AppError::NotFound("group"))?;
             if add {
-                if muster_store::groups::contains_transitively(&mut tx, member_id, group_id).await?
+                if muster_store::groups::contains_transitively(tx, member_id, group_id).await?
                 {
                     return Err(AppError::Conflict {
                         field: "member",
                         message: "adding this group would make a cycle of nested groups".into(),
                     });
                 }
-                muster_store::groups::add_child(&mut tx, group_id, member_id).await?
+                muster_store::groups::add_child(tx, group_id, member_id).await?
             } else {
-                muster_store::groups::remove_child(&mut tx, group_id, member_id).await?
+                muster_store::groups::remove_child(tx, group_id, member_id).await?
             }
         }
     };
@@ -293,12 +314,11 @@ async fn change_member(
         } else {
             "group"
         };
-        let ev = Event::new(&org.id, action)
+        let ev = Event::new(org_id, action)
             .target("group", group_id)
             .detail("member", serde_json::json!({ "kind": k, "id": member_id }))
             .security();
-        audit::record(app, &mut tx, caller, ev).await?;
-        tx.commit().await?;
+        audit::record(app, tx, caller, ev).await?;
     }
     Ok(changed)
 }

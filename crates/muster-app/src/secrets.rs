@@ -1,6 +1,6 @@
 //! Random secrets, their hashes and comparisons; password hashing.
 
-use crate::{AppError, Result};
+
 use base64::Engine;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -26,25 +26,6 @@ pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
         .into()
 }
 
-/// The default password policy (DESIGN.md, onboarding): at least 8 characters
-/// with upper case, lower case, a digit and a special character.
-pub fn check_password_policy(pw: &str) -> Result<()> {
-    let n = pw.chars().count();
-    let ok = (8..=256).contains(&n)
-        && pw.chars().any(char::is_uppercase)
-        && pw.chars().any(char::is_lowercase)
-        && pw.chars().any(|c| c.is_ascii_digit())
-        && pw.chars().any(|c| !c.is_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::invalid(
-            "password",
-            "use 8 to 256 characters with an upper-case letter, a lower-case letter, a digit and a special character",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,19 +38,5 @@ mod tests {
         assert_ne!(a, b);
         assert!(secret_matches(&a, &hash_secret(&a)));
         assert!(!secret_matches(&b, &hash_secret(&a)));
-    }
-
-    #[test]
-    fn password_policy_names_what_is_missing() {
-        assert!(check_password_policy("Str0ng!pass").is_ok());
-        for weak in [
-            "short1!",
-            "alllower1!",
-            "ALLUPPER1!",
-            "NoDigits!!",
-            "NoSpecial1",
-        ] {
-            assert!(check_password_policy(weak).is_err(), "{weak}");
-        }
     }
 }

@@ -4,7 +4,7 @@ use crate::audit::{self, Event};
 use crate::caller::{org_with, require};
 use crate::error::conflict;
 use crate::paging::{Page, page_limit, paginate, parse_cursor, rfc3339};
-use crate::{App, AppError, Caller, Result, access, secrets};
+use crate::{App, AppError, Caller, Result, access};
 use muster_core::lifecycle::{self, Facts, Outcome};
 use muster_core::users::{CreationSource, ManagedBy, Profile, valid_user_name};
 use muster_core::{EmailAddress, LifecycleEvent, Permission, RoleAssignmentId, UserId, UserState};
@@ -77,7 +77,7 @@ pub struct NewUser {
     pub password: Option<secrecy::SecretString>,
 }
 
-const USER_CONFLICTS: &[(&str, &str, &str)] = &[
+pub(crate) const USER_CONFLICTS: &[(&str, &str, &str)] = &[
     (
         "email",
         "email",
@@ -118,7 +118,9 @@ pub async fn create(
     let password_hash = match input.password {
         Some(pw) => {
             use secrecy::ExposeSecret;
-            secrets::check_password_policy(pw.expose_secret())?;
+            crate::policies::password_policy(app, &org.id)
+                .await?
+                .check(pw.expose_secret())?;
             Some(app.hasher.hash(pw.expose_secret().to_owned()).await?)
         }
         None => None,
@@ -160,8 +162,23 @@ pub async fn create(
             "no such user in this organization",
         ));
     }
+    insert_new_user(app, caller, &org, row, &role_keys, None).await
+}
+
+/// Writes a new user with its role assignments and its `user.created` event,
+/// all or nothing: the one way users come into existence, from every surface.
+/// `note` adds detail to the event (how a SCIM account was matched, say).
+pub(crate) async fn insert_new_user(
+    app: &App,
+    caller: &Caller,
+    org: &crate::caller::OrgRef,
+    row: UserRow,
+    role_keys: &[String],
+    note: Option<(&str, &str)>,
+) -> Result<UserView> {
+    let now = row.created_at;
     let mut assignments: Vec<AssignmentRow> = Vec::new();
-    for key in &role_keys {
+    for key in role_keys {
         let role = crate::roles::resolve(app, &org.id, key)
             .await?
             .ok_or_else(|| {
@@ -187,12 +204,15 @@ pub async fn create(
         });
     }
     let granted: Vec<&str> = assignments.iter().map(|a| a.role_key.as_str()).collect();
-    let ev = Event::new(&org.id, "user.created")
+    let mut ev = Event::new(&org.id, "user.created")
         .target("user", &row.id)
         .change("email", (), &row.email)
         .change("state", (), &row.state)
         .detail("roles", &granted)
         .detail("source", &row.source);
+    if let Some((k, v)) = note {
+        ev = ev.detail(k, v);
+    }
     let event = audit::build(app, caller, ev);
     muster_store::users::insert_new(&app.db, &row, &assignments, &event)
         .await
@@ -219,7 +239,7 @@ pub async fn me(app: &App, caller: &Caller) -> Result<UserView> {
             .await?
             .ok_or(AppError::Unauthenticated)?
             .try_into(),
-        crate::Principal::Operator { .. } => Err(AppError::NotFound("user")),
+        _ => Err(AppError::NotFound("user")),
     }
 }
 
@@ -255,6 +275,7 @@ pub async fn list(
         state: p.state,
         after: parse_cursor(p.cursor)?,
         limit: limit + 1,
+        scim_visible: false,
     };
     let rows = muster_store::users::list(&app.db, &org.id, &q).await?;
     paginate(rows, limit, |r| r.id.clone(), UserView::try_from)

@@ -35,6 +35,7 @@ id_type!(
     RoleId,
     RoleAssignmentId,
     ApiTokenId,
+    ScimTokenId,
     SessionId,
     AuditEventId
 );

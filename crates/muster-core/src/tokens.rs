@@ -5,6 +5,8 @@
 use uuid::Uuid;
 
 pub const API_TOKEN_PREFIX: &str = "mst";
+/// SCIM tokens look different, so that one is never pasted where the other goes.
+pub const SCIM_TOKEN_PREFIX: &str = "mss";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedToken<'a> {

@@ -73,8 +73,15 @@ pub struct MultiValue {
     pub value: String,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub primary: bool,
+    /// Kept as sent: an IdP that says `false` reads `false` back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
+}
+
+impl MultiValue {
+    pub fn is_primary(&self) -> bool {
+        self.primary == Some(true)
+    }
 }
 
 /// The SCIM enterprise extension (RFC 7643 §4.3). `manager` holds the id of a
@@ -107,6 +114,9 @@ impl Enterprise {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The full name as the IdP formats it (SCIM `name.formatted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,11 +134,20 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_language: Option<String>,
+    /// Every address with its type, as the IdP listed them. The account's own
+    /// `email` (unique, used to sign in) is the primary one; this list may
+    /// add others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<MultiValue>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phone_numbers: Vec<MultiValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,12 +168,15 @@ pub struct InvalidProfile {
 
 /// Limits that keep one user's row small and its JSON cheap to parse.
 const MAX_TEXT: usize = 256;
-const MAX_PHONES: usize = 10;
+const MAX_VALUES: usize = 10;
 const MAX_CUSTOM_BYTES: usize = 16 * 1024;
 
 impl Profile {
     pub fn validate(&self) -> Result<(), InvalidProfile> {
-        let texts: [(&'static str, &Option<String>); 17] = [
+        let texts: [(&'static str, &Option<String>); 20] = [
+            ("formatted_name", &self.formatted_name),
+            ("user_type", &self.user_type),
+            ("profile_url", &self.profile_url),
             ("given_name", &self.given_name),
             ("family_name", &self.family_name),
             ("middle_name", &self.middle_name),
@@ -198,17 +220,32 @@ impl Profile {
                 reason: "must not be empty".into(),
             });
         }
-        if self.phone_numbers.len() > MAX_PHONES {
-            return Err(InvalidProfile {
-                field: "phone_numbers",
-                reason: format!("at most {MAX_PHONES}"),
-            });
-        }
-        if self.phone_numbers.iter().filter(|p| p.primary).count() > 1 {
-            return Err(InvalidProfile {
-                field: "phone_numbers",
-                reason: "at most one may be primary".into(),
-            });
+        for (field, list) in [
+            ("phone_numbers", &self.phone_numbers),
+            ("emails", &self.emails),
+        ] {
+            if list.len() > MAX_VALUES {
+                return Err(InvalidProfile {
+                    field,
+                    reason: format!("at most {MAX_VALUES}"),
+                });
+            }
+            if list.iter().filter(|p| p.is_primary()).count() > 1 {
+                return Err(InvalidProfile {
+                    field,
+                    reason: "at most one may be primary".into(),
+                });
+            }
+            for v in list {
+                let too_long = v.value.chars().count() > MAX_TEXT
+                    || v.kind.as_ref().is_some_and(|k| k.chars().count() > MAX_TEXT);
+                if too_long || v.value.chars().any(char::is_control) {
+                    return Err(InvalidProfile {
+                        field,
+                        reason: format!("each value: at most {MAX_TEXT} printable characters"),
+                    });
+                }
+            }
         }
         let custom = serde_json::to_string(&self.custom_attributes).unwrap_or_default();
         if custom.len() > MAX_CUSTOM_BYTES {
@@ -264,7 +301,7 @@ mod tests {
         let two = MultiValue {
             value: "1".into(),
             kind: None,
-            primary: true,
+            primary: Some(true),
         };
         let p = Profile {
             phone_numbers: vec![two.clone(), two],

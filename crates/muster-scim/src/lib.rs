@@ -3,11 +3,14 @@
 //! Nothing here does I/O; the store turns filters into SQL and the app runs
 //! the use cases.
 
+pub mod discovery;
 pub mod error;
 pub mod eval;
 pub mod filter;
 pub mod normalize;
 pub mod patch;
+pub mod project;
+pub mod resources;
 pub mod schema;
 
 pub use error::{ScimError, ScimType};

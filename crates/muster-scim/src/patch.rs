@@ -132,13 +132,27 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>> {
                     return Err(ScimError::syntax("'op' must be add, remove or replace"));
                 }
             };
+            let mut value = get("value").cloned();
             let path = match get("path") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(p)) if p.trim().is_empty() => None,
+                // A path naming a whole extension (`urn:…:enterprise:2.0:User`)
+                // addresses its attributes at once: the value is an object of them.
+                Some(Value::String(p)) if crate::schema::SCHEMA_URNS.iter().any(|u| u.eq_ignore_ascii_case(p.trim())) => {
+                    let urn = p.trim().to_owned();
+                    if kind == OpKind::Remove {
+                        return Ok(Operation { kind, path: None, value: Some(Value::String(urn)) });
+                    }
+                    value = value.map(|v| {
+                        let mut m = Map::new();
+                        m.insert(urn, v);
+                        Value::Object(m)
+                    });
+                    None
+                }
                 Some(Value::String(p)) => Some(Path::parse(p)?),
                 Some(_) => return Err(ScimError::path("'path' must be a string")),
             };
-            let value = get("value").cloned();
             if kind != OpKind::Remove && value.is_none() {
                 return Err(ScimError::syntax("add and replace need a 'value'"));
             }
@@ -157,6 +171,16 @@ pub fn apply(res: Resource, doc: &mut Value, ops: &[Operation]) -> Result<()> {
         return Err(ScimError::syntax("the resource is not an object"));
     };
     for op in ops {
+        if let (OpKind::Remove, None, Some(Value::String(urn))) = (op.kind, &op.path, &op.value) {
+            // Removing a whole extension (parsed from a bare URN path).
+            match res.extension(urn) {
+                Some((x, _)) => {
+                    map.remove(x);
+                }
+                None => return Err(ScimError::path(format!("'{urn}' is not an extension of {}", res.name()))),
+            }
+            continue;
+        }
         match &op.path {
             Some(p) => apply_path(res, map, op.kind, p, op.value.clone())?,
             None => {
@@ -176,6 +200,9 @@ pub fn apply(res: Resource, doc: &mut Value, ops: &[Operation]) -> Result<()> {
                             return Err(ScimError::value(format!("'{urn}' must be an object")));
                         };
                         for (ik, iv) in inner {
+                            if ik.eq_ignore_ascii_case("schemas") {
+                                continue;
+                            }
                             let p = Path::parse(&format!("{urn}:{ik}"))?;
                             apply_path(res, map, op.kind, &p, Some(iv.clone()))?;
                         }
@@ -214,6 +241,12 @@ fn apply_path(
         None => None,
     };
     let target = sub.unwrap_or(attr);
+    if kind == OpKind::Remove && attr.required && sub.is_none() && path.filter.is_none() {
+        return Err(ScimError::value(format!(
+            "'{}' is required and cannot be removed",
+            attr.name
+        )));
+    }
     if attr.mutability == Mutability::ReadOnly || target.mutability == Mutability::ReadOnly {
         return Err(ScimError::mutability(format!(
             "'{}' is read-only",

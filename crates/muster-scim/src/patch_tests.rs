@@ -48,7 +48,7 @@ fn replace_add_remove_simple_and_sub_attributes() {
 fn entra_style_capitalised_ops_and_values_without_path() {
     let d = patched(json!([
         {"op": "Replace", "value": {"active": "False", "name.familyName": "L.", "displayName": "Al"}},
-        {"op": "Add", "value": {ENTERPRISE: {"department": "R&D", "manager": "m1"}}},
+        {"op": "Add", "value": {ENTERPRISE: {"schemas": ["x"], "department": "R&D", "manager": "m1"}}},
         {"op": "Add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter": "C7"}},
     ]));
     assert_eq!(d["active"], false);
@@ -58,6 +58,17 @@ fn entra_style_capitalised_ops_and_values_without_path() {
         d[ENTERPRISE],
         json!({"department": "R&D", "manager": {"value": "m1"}, "costCenter": "C7"})
     );
+}
+
+#[test]
+fn a_bare_extension_urn_path_addresses_the_whole_extension() {
+    let d = patched(json!([
+        {"op": "add", "path": ENTERPRISE, "value": {"department": "Ops", "employeeNumber": "7"}},
+    ]));
+    assert_eq!(d[ENTERPRISE], json!({"department": "Ops", "employeeNumber": "7"}));
+    let mut d2 = d.clone();
+    run(&mut d2, json!([{"op": "remove", "path": ENTERPRISE}])).unwrap();
+    assert!(d2.get(ENTERPRISE).is_none());
 }
 
 #[test]
@@ -166,6 +177,14 @@ fn refusals_carry_the_right_scim_type() {
         (
             json!([{"op": "replace", "path": "emails[type eq \"fax\"].value", "value": "x@y.z"}]),
             ScimType::NoTarget,
+        ),
+        (
+            json!([{"op": "remove", "path": "active"}]),
+            ScimType::InvalidValue,
+        ),
+        (
+            json!([{"op": "remove", "path": "userName"}]),
+            ScimType::InvalidValue,
         ),
     ];
     for (ops, want) in cases {

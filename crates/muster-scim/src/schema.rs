@@ -31,6 +31,8 @@ pub enum Mutability {
 pub enum Returned {
     Always,
     Default,
+    /// Only when named in `attributes` (RFC 7643 §7).
+    Request,
     Never,
 }
 
@@ -46,6 +48,7 @@ pub struct Attr {
     pub unique: bool,
     pub sub: &'static [Attr],
     pub ref_types: &'static [&'static str],
+    pub canonical: &'static [&'static str],
     pub description: &'static str,
 }
 
@@ -61,6 +64,7 @@ const fn text(name: &'static str, description: &'static str) -> Attr {
         unique: false,
         sub: &[],
         ref_types: &[],
+        canonical: &[],
         description,
     }
 }
@@ -90,6 +94,16 @@ const PRIMARY: Attr = Attr {
 
 const TYPED_VALUES: [Attr; 3] = [
     text("value", "The value"),
+    text("type", "A label such as work or home"),
+    PRIMARY,
+];
+
+/// An email needs its address: a user must have one to sign in.
+const EMAIL_VALUES: [Attr; 3] = [
+    Attr {
+        required: true,
+        ..text("value", "The address")
+    },
     text("type", "A label such as work or home"),
     PRIMARY,
 ];
@@ -149,8 +163,11 @@ pub static USER_ATTRS: [Attr; 15] = [
     text("preferredLanguage", "Preferred language, such as en-US"),
     text("locale", "Locale for formatting, such as en-US"),
     text("timezone", "Time zone, such as Europe/Paris"),
+    // Every account is either active or not, so the attribute is always
+    // there: it cannot be removed, only set.
     Attr {
         kind: Kind::Boolean,
+        required: true,
         ..text(
             "active",
             "false deactivates the account (every session and token ends); true reactivates it",
@@ -169,13 +186,14 @@ pub static USER_ATTRS: [Attr; 15] = [
         required: true,
         ..multi(
             "emails",
-            &TYPED_VALUES,
+            &EMAIL_VALUES,
             "Email addresses; the primary one signs in and is unique in the organization",
         )
     },
     multi("phoneNumbers", &TYPED_VALUES, "Phone numbers"),
     Attr {
         mutability: Mutability::ReadOnly,
+        returned: Returned::Request,
         ..multi(
             "groups",
             &GROUP_REF,
@@ -210,7 +228,8 @@ pub static ENTERPRISE_ATTRS: [Attr; 6] = [
     ),
 ];
 
-const MEMBER: [Attr; 4] = [
+/// RFC 7643 §8.7.1: a member is its id, its URI and its type.
+const MEMBER: [Attr; 3] = [
     Attr {
         mutability: Mutability::Immutable,
         ..text("value", "The member's id")
@@ -222,11 +241,8 @@ const MEMBER: [Attr; 4] = [
         ..text("$ref", "The member's URI")
     },
     Attr {
-        mutability: Mutability::ReadOnly,
-        ..text("display", "The member's display name")
-    },
-    Attr {
         mutability: Mutability::Immutable,
+        canonical: &["User", "Group"],
         ..text("type", "User or Group")
     },
 ];
@@ -425,6 +441,7 @@ fn attr_json(a: &Attr) -> Value {
         "returned": match a.returned {
             Returned::Always => "always",
             Returned::Default => "default",
+            Returned::Request => "request",
             Returned::Never => "never",
         },
         "uniqueness": if a.unique { "server" } else { "none" },
@@ -438,6 +455,9 @@ fn attr_json(a: &Attr) -> Value {
         }
         if a.kind == Kind::Reference {
             o.insert("referenceTypes".into(), json!(a.ref_types));
+        }
+        if !a.canonical.is_empty() {
+            o.insert("canonicalValues".into(), json!(a.canonical));
         }
     }
     v

@@ -123,3 +123,54 @@ pub async fn members(db: &Db, group_id: &str) -> Result<Vec<MemberRow>> {
          ORDER BY kind, id")
         .bind(group_id).fetch_all(c).await)?)
 }
+
+/// A group by exact display name (case-insensitive) or external id.
+pub async fn lookup(db: &Db, org_id: &str, name: Option<&str>, external_id: Option<&str>) -> Result<Vec<GroupRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM groups WHERE org_id = $1 AND ($2 IS NULL OR name_key = $2)
+           AND ($3 IS NULL OR external_id = $3) ORDER BY id"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(name.map(str::to_lowercase))
+        .bind(external_id).fetch_all(c).await)?)
+}
+
+pub async fn count(db: &Db, org_id: &str) -> Result<i64> {
+    Ok(on_db!(db, c => sqlx::query_scalar("SELECT COUNT(*) FROM groups WHERE org_id = $1")
+        .bind(org_id).fetch_one(c).await)?)
+}
+
+/// Writes name, external id and manager of a group and bumps its version.
+pub async fn update_scim(tx: &mut Tx, g: &GroupRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE groups SET name = $3, name_key = $4, external_id = $5, managed_by = $6, updated_at = $7,
+             version = version + 1
+         WHERE org_id = $1 AND id = $2")
+        .bind(&g.org_id).bind(&g.id).bind(&g.name).bind(g.name.to_lowercase()).bind(&g.external_id)
+        .bind(&g.managed_by).bind(g.updated_at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Bumps a group's version (its membership changed).
+pub async fn touch(tx: &mut Tx, org_id: &str, id: &str, now: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE groups SET updated_at = $3, version = version + 1 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Groups that `user_id` belongs to directly.
+pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<(String, String)>> {
+    Ok(on_db!(db, c => sqlx::query_as(
+        "SELECT g.id, g.name FROM group_user_members m JOIN groups g ON g.id = m.group_id
+         WHERE m.user_id = $1 ORDER BY g.id")
+        .bind(user_id).fetch_all(c).await)?)
+}
+
+/// Direct members as `(is_group, id)`, inside a transaction.
+pub async fn member_ids_in(tx: &mut Tx, group_id: &str) -> Result<Vec<(bool, String)>> {
+    let rows: Vec<(i64, String)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT 0, user_id FROM group_user_members WHERE group_id = $1
+         UNION ALL SELECT 1, child_id FROM group_group_members WHERE group_id = $1")
+        .bind(group_id).fetch_all(c).await)?;
+    Ok(rows.into_iter().map(|(k, id)| (k == 1, id)).collect())
+}

@@ -13,6 +13,7 @@ mod error;
 pub mod groups;
 pub mod orgs;
 pub mod roles;
+pub mod scim;
 pub mod tokens;
 pub mod users;
 

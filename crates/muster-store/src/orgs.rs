@@ -46,3 +46,14 @@ pub async fn all_ids(db: &Db) -> Result<Vec<(String, String)>> {
         on_db!(db, c => sqlx::query_as("SELECT id, slug FROM orgs ORDER BY slug").fetch_all(c).await)?,
     )
 }
+
+pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Option<OrgRow>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM orgs WHERE id = $1"));
+    Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn update_settings(tx: &mut Tx, id: &str, settings: &str, now: i64) -> Result<bool> {
+    let r = on_tx!(tx, c => sqlx::query("UPDATE orgs SET settings = $2, updated_at = $3 WHERE id = $1")
+        .bind(id).bind(settings).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(r == 1)
+}

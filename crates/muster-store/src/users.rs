@@ -189,13 +189,16 @@ pub struct ListQuery {
     /// Return users with an id greater than this (cursor pagination).
     pub after: Option<String>,
     pub limit: i64,
+    /// Leave out users the IdP deleted (SCIM reads).
+    pub scim_visible: bool,
 }
 
 pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> {
     let pattern = q.search.as_deref().map(like_pattern);
+    let visible = if q.scim_visible { SCIM_VISIBLE } else { "1 = 1" };
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM users
-         WHERE org_id = $1
+         WHERE org_id = $1 AND {visible}
            AND ($2 IS NULL OR state = $2)
            AND ($3 IS NULL OR id > $3)
            AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
@@ -220,4 +223,83 @@ pub(crate) fn like_pattern(term: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// An indexed equality that narrows a SCIM filter to a handful of rows; the
+/// rest of the filter is then evaluated exactly on those rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Id(String),
+    UserName(String),
+    ExternalId(String),
+    Email(String),
+}
+
+/// Users the IdP deleted under a "deactivate" policy are kept but hidden
+/// from SCIM; every SCIM read adds this condition.
+const SCIM_VISIBLE: &str = "NOT EXISTS (SELECT 1 FROM scim_user_values s \
+    WHERE s.user_id = users.id AND s.removed_at IS NOT NULL)";
+
+/// SCIM lookups: by an indexed attribute, among users SCIM can see.
+pub async fn lookup(db: &Db, org_id: &str, by: &Lookup) -> Result<Vec<UserRow>> {
+    let (cond, value) = match by {
+        Lookup::Id(v) => ("id = $2", v.clone()),
+        Lookup::UserName(v) => ("user_name_key = $2", v.to_lowercase()),
+        Lookup::ExternalId(v) => ("external_id = $2", v.clone()),
+        Lookup::Email(v) => ("email_key = $2", v.to_lowercase()),
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND {cond} AND {SCIM_VISIBLE} ORDER BY id"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(value).fetch_all(c).await)?)
+}
+
+/// The user with this external id, seen by SCIM or not (re-provisioning).
+pub async fn by_external_id(db: &Db, org_id: &str, external_id: &str) -> Result<Option<UserRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND external_id = $2"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(external_id).fetch_optional(c).await)?)
+}
+
+/// Whether SCIM sees the user (false once the IdP deleted it).
+pub async fn scim_visible(db: &Db, org_id: &str, id: &str) -> Result<bool> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM users WHERE org_id = $1 AND id = $2 AND {SCIM_VISIBLE}"
+    ));
+    let n: i64 = on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).bind(id).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
+/// How many users SCIM sees in the organization.
+pub async fn count_scim(db: &Db, org_id: &str) -> Result<i64> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM users WHERE org_id = $1 AND {SCIM_VISIBLE}"
+    ));
+    Ok(on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).fetch_one(c).await)?)
+}
+
+/// One page by position (SCIM `startIndex`, RFC 7644 §3.4.2.4), in id order.
+pub async fn page_at(db: &Db, org_id: &str, offset: i64, limit: i64) -> Result<Vec<UserRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} ORDER BY id LIMIT $2 OFFSET $3"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(limit).bind(offset).fetch_all(c).await)?)
+}
+
+/// `update`, but only if the row is still at `version`: false when another
+/// writer got there first (the caller re-reads and re-applies its change).
+pub async fn update_if_version(tx: &mut Tx, u: &UserRow, version: i64) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET user_name = $3, user_name_key = $4, email = $5, email_key = $6,
+            email_verified = $7, display_name = $8, given_name = $9, family_name = $10,
+            external_id = $11, state = $12, managed_by = $13, profile = $14, password_hash = $15,
+            updated_at = $16, version = version + 1
+         WHERE org_id = $1 AND id = $2 AND version = $17")
+        .bind(&u.org_id).bind(&u.id).bind(&u.user_name).bind(u.user_name.to_lowercase())
+        .bind(&u.email).bind(u.email.to_lowercase()).bind(u.email_verified)
+        .bind(&u.display_name).bind(&u.given_name).bind(&u.family_name).bind(&u.external_id)
+        .bind(&u.state).bind(&u.managed_by).bind(&u.profile).bind(&u.password_hash).bind(u.updated_at)
+        .bind(version).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }

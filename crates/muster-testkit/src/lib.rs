@@ -59,6 +59,7 @@ impl TestApp {
         let state = muster_web::AppState {
             app: app.clone(),
             metrics: muster_web::metrics_handle(),
+            public_url: "http://muster.test".into(),
         };
         Self {
             router: muster_web::router(state),

@@ -1,5 +1,6 @@
 //! The one mapping from use-case errors to HTTP: RFC 9457 problem details for
-//! `/api`. Internal causes are logged in the request's span, never returned.
+//! `/api`, the SCIM error schema (RFC 7644 §3.12) for `/scim/v2`. Internal
+//! causes are logged in the request's span, never returned.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -104,6 +105,18 @@ impl IntoResponse for ApiError {
                 None,
             ),
             E::Refused(why) => problem(StatusCode::CONFLICT, "refused", why, None),
+            E::Scim(e) => problem(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid",
+                e.detail,
+                None,
+            ),
+            E::PreconditionFailed => problem(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "the resource changed since that version",
+                None,
+            ),
             E::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error");
                 problem(
@@ -114,5 +127,71 @@ impl IntoResponse for ApiError {
                 )
             }
         }
+    }
+}
+
+/// An error on `/scim/v2`, answered in the SCIM error schema.
+#[derive(Debug)]
+pub struct ScimApiError(pub AppError);
+
+impl From<AppError> for ScimApiError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<muster_scim::ScimError> for ScimApiError {
+    fn from(e: muster_scim::ScimError) -> Self {
+        Self(AppError::Scim(e))
+    }
+}
+
+pub fn scim_error(e: &muster_scim::ScimError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = (status, axum::Json(e.body())).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(muster_scim::MEDIA_TYPE),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+impl IntoResponse for ScimApiError {
+    fn into_response(self) -> Response {
+        use AppError as E;
+        use muster_scim::{ScimError, ScimType};
+        let e = match self.0 {
+            E::Scim(e) => e,
+            E::NotFound(what) => ScimError::status(404, format!("{what} not found")),
+            E::Invalid { field, message } => ScimError::value(match field {
+                Some(f) => format!("{f}: {message}"),
+                None => message,
+            }),
+            E::Conflict { field: "version", message } => ScimError::status(409, message),
+            E::Conflict { message, .. } => ScimError::uniqueness(message),
+            E::Transition(t) => ScimError::new(ScimType::InvalidValue, t.to_string()),
+            E::Unauthenticated => {
+                ScimError::status(401, "missing or invalid SCIM token")
+            }
+            E::Forbidden(p) => {
+                ScimError::status(403, format!("a SCIM token cannot do this ('{p}')"))
+            }
+            E::Refused(why) => ScimError::status(409, why),
+            E::PreconditionFailed => {
+                ScimError::status(412, "the resource changed since that version (ETag)")
+            }
+            E::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                ScimError::status(
+                    500,
+                    "something went wrong on our side; quote the x-request-id header when reporting it",
+                )
+            }
+        };
+        scim_error(&e)
     }
 }

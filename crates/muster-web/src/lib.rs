@@ -1,11 +1,12 @@
-//! Muster's HTTP surfaces: the admin REST API under `/api/v1`, and the
-//! operations endpoints. Handlers are thin: extract, call one `muster_app`
+//! Muster's HTTP surfaces: the admin REST API under `/api/v1`, the SCIM 2.0
+//! service provider under `/scim/v2`, and the operations endpoints. Handlers are thin: extract, call one `muster_app`
 //! function, answer. Errors become HTTP in `error.rs` and nowhere else.
 
 pub mod api;
 mod error;
 mod extract;
 mod ops;
+mod scim;
 
 pub use error::ApiError;
 pub use ops::metrics_handle;
@@ -22,12 +23,16 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct AppState {
     pub app: App,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Where clients reach this server (`MUSTER_PUBLIC_URL`): the base of
+    /// SCIM `Location` and `$ref` values.
+    pub public_url: String,
 }
 
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::v1::router().split_for_parts();
     Router::new()
         .nest("/api/v1", api)
+        .nest("/scim/v2", scim::router())
         .merge(ops::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::track))

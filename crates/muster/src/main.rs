@@ -36,6 +36,9 @@ enum Command {
     /// API tokens
     #[command(subcommand, name = "api-token")]
     ApiToken(TokenCmd),
+    /// SCIM tokens, for an IdP to provision users and groups
+    #[command(subcommand, name = "scim-token")]
+    ScimToken(ScimTokenCmd),
     /// The audit log
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -102,6 +105,24 @@ enum TokenCmd {
         name: String,
         #[arg(long)]
         expires_in_days: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimTokenCmd {
+    /// Prints the token once
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        /// An address or CIDR range the IdP calls from (repeatable)
+        #[arg(long)]
+        ip_allow: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -304,6 +325,37 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
             )?;
             Ok(ok)
         }
+        Command::ScimToken(ScimTokenCmd::Create {
+            org,
+            name,
+            expires_in_days,
+            ip_allow,
+            json,
+        }) => {
+            let app = open(&s).await?;
+            let t = muster_app::scim::tokens::create(
+                &app,
+                &operator(),
+                &org,
+                muster_app::scim::tokens::ScimTokenInput {
+                    name,
+                    expires_in_days,
+                    ip_allow,
+                },
+            )
+            .await?;
+            app.seal_all().await?;
+            let base = format!("{}/scim/v2", s.public_url.as_str().trim_end_matches('/'));
+            print(
+                json,
+                &t,
+                format!(
+                    "{}\n(this token is shown once; give the IdP the tenant URL {base} and this token)",
+                    t.secret
+                ),
+            )?;
+            Ok(ok)
+        }
         Command::Audit(AuditCmd::Verify { org, json }) => {
             let app = open(&s).await?;
             let orgs = match org {
@@ -411,6 +463,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let state = muster_web::AppState {
         app: app.clone(),
         metrics,
+        public_url: s.public_url.to_string(),
     };
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await

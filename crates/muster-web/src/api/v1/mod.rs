@@ -5,6 +5,7 @@ mod audit;
 mod groups;
 mod orgs;
 mod roles;
+mod scim;
 mod tokens;
 mod users;
 
@@ -41,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     let r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orgs::me))
         .routes(routes!(orgs::get_org, orgs::update_org))
+        .routes(routes!(orgs::get_password_policy, orgs::set_password_policy))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))
@@ -55,6 +57,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(roles::unassign))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(scim::list, scim::create))
+        .routes(routes!(scim::revoke))
+        .routes(routes!(scim::rotate))
+        .routes(routes!(scim::get_policy, scim::set_policy))
         .routes(routes!(audit::list));
     let doc = r.get_openapi().clone();
     r.route(

@@ -4,6 +4,7 @@ use crate::extract::{Auth, Json};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use muster_app::orgs::OrgView;
+use muster_app::policies::PasswordPolicy;
 use muster_app::users::UserView;
 use serde::Deserialize;
 
@@ -40,5 +41,30 @@ pub async fn update_org(
 ) -> Result<Json<OrgView>, ApiError> {
     Ok(Json(
         muster_app::orgs::rename(&s.app, &c, &org, &b.name).await?,
+    ))
+}
+
+/// The password policy every user of the organization is held to.
+#[utoipa::path(get, path = "/orgs/{org}/password-policy", tag = "policies", params(("org" = String, Path)), responses((status = 200, body = PasswordPolicy)))]
+pub async fn get_password_policy(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<PasswordPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::policies::get_password_policy(&s.app, &c, &org).await?,
+    ))
+}
+
+#[utoipa::path(put, path = "/orgs/{org}/password-policy", tag = "policies", params(("org" = String, Path)), request_body = PasswordPolicy,
+    responses((status = 200, body = PasswordPolicy), (status = 422, body = crate::error::Problem)))]
+pub async fn set_password_policy(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+    Json(b): Json<PasswordPolicy>,
+) -> Result<Json<PasswordPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::policies::set_password_policy(&s.app, &c, &org, b).await?,
     ))
 }

@@ -1,0 +1,503 @@
+//! SCIM `/Users` (RFC 7644 §3.3–§3.6): create, read, list, replace, patch,
+//! delete. `active` goes through `users::transition`, the same function as the
+//! admin action, so deactivation ends every session and token before the
+//! response. Writes are optimistic: a concurrent change makes the write
+//! re-read and re-apply, so no update is lost.
+
+use super::{ListParams, MAX_SCAN, Plan, Preconditions, policy, too_many};
+use crate::audit::{self, Event};
+use crate::caller::{OrgRef, org_with};
+use crate::error::conflict;
+use crate::paging::rfc3339;
+use crate::users::{USER_CONFLICTS, insert_new_user};
+use crate::{App, AppError, Caller, Principal, Result};
+use muster_core::users::{CreationSource, ManagedBy, Profile};
+use muster_core::{LifecycleEvent, Permission, UserId, UserState};
+use muster_scim::filter::{CompValue, CompareOp, Filter};
+use muster_scim::project::Projection;
+use muster_scim::resources::{UserDoc, UserInput, canonical, parse_user, render_user};
+use muster_scim::schema::Resource;
+use muster_scim::{ScimError, patch};
+use muster_store::users::{Lookup, UserRow};
+use serde_json::Value;
+
+/// The caller's organization (a SCIM token names exactly one).
+pub(crate) async fn scim_org(app: &App, caller: &Caller, perm: Permission) -> Result<OrgRef> {
+    let slug = match &caller.principal {
+        Principal::ScimToken { org_slug, .. } | Principal::User { org_slug, .. } => org_slug.clone(),
+        Principal::Operator { .. } => return Err(AppError::Unauthenticated),
+    };
+    org_with(app, caller, &slug, perm).await
+}
+
+fn active(state: &str) -> bool {
+    !matches!(
+        UserState::parse(state),
+        Some(UserState::Deactivated | UserState::Suspended)
+    )
+}
+
+pub(crate) fn render(base: &str, row: &UserRow, groups: Option<&[(String, String)]>) -> Value {
+    let profile: Profile = serde_json::from_str(&row.profile).unwrap_or_default();
+    render_user(&UserDoc {
+        base,
+        id: &row.id,
+        user_name: &row.user_name,
+        email: &row.email,
+        active: active(&row.state),
+        profile: &profile,
+        created: &rfc3339(row.created_at),
+        last_modified: &rfc3339(row.updated_at),
+        version: row.version,
+        groups,
+    })
+}
+
+async fn render_full(app: &App, base: &str, row: &UserRow, p: &Projection) -> Result<Value> {
+    let groups = if p.wants(Resource::User, "groups") {
+        Some(muster_store::groups::of_user(&app.db, &row.id).await?)
+    } else {
+        None
+    };
+    Ok(render(base, row, groups.as_deref()))
+}
+
+pub async fn get(app: &App, caller: &Caller, base: &str, id: &str, p: &Projection) -> Result<Value> {
+    let org = scim_org(app, caller, Permission::UsersRead).await?;
+    let row = visible(app, &org.id, id).await?;
+    Ok(p.apply(Resource::User, render_full(app, base, &row, p).await?))
+}
+
+/// The user, unless it does not exist or the IdP deleted it.
+async fn visible(app: &App, org_id: &str, id: &str) -> Result<UserRow> {
+    muster_store::users::lookup(&app.db, org_id, &Lookup::Id(id.to_owned()))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))
+}
+
+/// An indexed equality in the filter's top-level conjunction, if any.
+fn narrowing(f: &Filter) -> Option<Lookup> {
+    match f {
+        Filter::And(a, b) => narrowing(a).or_else(|| narrowing(b)),
+        Filter::Compare(p, CompareOp::Eq, CompValue::Str(v)) => {
+            let name = p.name.to_ascii_lowercase();
+            let sub = p.sub.as_deref().map(str::to_ascii_lowercase);
+            match (name.as_str(), sub.as_deref()) {
+                ("id", None) => Some(Lookup::Id(v.clone())),
+                ("username", None) => Some(Lookup::UserName(v.clone())),
+                ("externalid", None) => Some(Lookup::ExternalId(v.clone())),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+pub async fn list(app: &App, caller: &Caller, base: &str, params: &ListParams) -> Result<Value> {
+    let org = scim_org(app, caller, Permission::UsersRead).await?;
+    let plan = Plan::new(Resource::User, params)?;
+    let want_groups = plan.projection.wants(Resource::User, "groups");
+    let load = |rows: Vec<UserRow>| async move {
+        let mut docs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let groups = if want_groups {
+                Some(muster_store::groups::of_user(&app.db, &r.id).await?)
+            } else {
+                None
+            };
+            docs.push(render(base, r, groups.as_deref()));
+        }
+        Ok::<_, AppError>(docs)
+    };
+    let Some(f) = &plan.filter else {
+        if plan.sort.is_none() {
+            // The common unfiltered listing pages in the database.
+            let total = muster_store::users::count_scim(&app.db, &org.id).await?;
+            if plan.count == 0 {
+                return Ok(plan.response(Resource::User, total as usize, vec![], None));
+            }
+            let (rows, next) = match &plan.cursor {
+                Some(after) => {
+                    let q = muster_store::users::ListQuery {
+                        after: (!after.is_empty()).then(|| after.clone()),
+                        limit: plan.count as i64 + 1,
+                        scim_visible: true,
+                        ..Default::default()
+                    };
+                    let mut rows = muster_store::users::list(&app.db, &org.id, &q).await?;
+                    let more = rows.len() > plan.count;
+                    rows.truncate(plan.count);
+                    let next = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
+                    (rows, next)
+                }
+                None => {
+                    let rows = muster_store::users::page_at(
+                        &app.db,
+                        &org.id,
+                        plan.start as i64 - 1,
+                        plan.count as i64,
+                    )
+                    .await?;
+                    (rows, None)
+                }
+            };
+            let docs = load(rows).await?;
+            return Ok(plan.response(Resource::User, total as usize, docs, next));
+        }
+        return plan.finish(Resource::User, load(scan(app, &org.id).await?).await?);
+    };
+    let rows = match narrowing(f) {
+        Some(by) => muster_store::users::lookup(&app.db, &org.id, &by).await?,
+        None => scan(app, &org.id).await?,
+    };
+    plan.finish(Resource::User, load(rows).await?)
+}
+
+/// Every user of the organization, in id order, for filters no index serves.
+async fn scan(app: &App, org_id: &str) -> Result<Vec<UserRow>> {
+    if muster_store::users::count_scim(&app.db, org_id).await? > MAX_SCAN {
+        return Err(too_many());
+    }
+    let mut out = Vec::new();
+    let mut q = muster_store::users::ListQuery {
+        limit: 1000,
+        scim_visible: true,
+        ..Default::default()
+    };
+    loop {
+        let rows = muster_store::users::list(&app.db, org_id, &q).await?;
+        let done = rows.len() < 1000;
+        q.after = rows.last().map(|r| r.id.clone());
+        out.extend(rows);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+async fn hash_password(app: &App, org_id: &str, input: &UserInput) -> Result<Option<String>> {
+    match &input.password {
+        Some(pw) => {
+            let policy = crate::policies::password_policy(app, org_id).await?;
+            policy.check(pw).map_err(|e| match e {
+                AppError::Invalid { message, .. } => ScimError::value(format!("password: {message}")).into(),
+                other => other,
+            })?;
+            Ok(Some(app.hasher.hash(pw.clone()).await?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What the IdP wrote, as stored for drift: the document without what is
+/// not the IdP's (id, meta, the password).
+fn idp_values(doc: &Value) -> String {
+    let mut d = doc.clone();
+    if let Some(o) = d.as_object_mut() {
+        for k in ["id", "meta", "schemas", "password", "groups"] {
+            o.remove(k);
+        }
+    }
+    d.to_string()
+}
+
+fn apply_input(row: &mut UserRow, input: UserInput, hash: Option<String>, keep_custom: bool) {
+    let mut profile = input.profile;
+    if keep_custom {
+        let old: Profile = serde_json::from_str(&row.profile).unwrap_or_default();
+        profile.custom_attributes = old.custom_attributes;
+    }
+    if input.email.as_str() != row.email {
+        row.email_verified = false;
+    }
+    row.email = input.email.as_str().to_owned();
+    row.user_name = input.user_name;
+    row.display_name = profile.display_name.clone();
+    row.given_name = profile.given_name.clone();
+    row.family_name = profile.family_name.clone();
+    row.external_id = profile.external_id.clone();
+    row.profile = serde_json::to_string(&profile).unwrap_or_else(|_| "{}".into());
+    row.managed_by = ManagedBy::Scim.as_str().into();
+    if hash.is_some() {
+        row.password_hash = hash;
+    }
+}
+
+async fn check_manager(app: &App, org_id: &str, id: Option<&str>, input: &UserInput) -> Result<()> {
+    if let Some(m) = &input.profile.enterprise.manager
+        && (Some(m.as_str()) == id || !muster_store::users::exists_in(&app.db, org_id, m).await?)
+    {
+        return Err(ScimError::value(format!(
+            "manager: '{m}' is not another user of this organization"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Result<Value> {
+    let org = scim_org(app, caller, Permission::UsersWrite).await?;
+    let doc = canonical(Resource::User, body)?;
+    let input = parse_user(&doc)?;
+    check_manager(app, &org.id, None, &input).await?;
+    // Re-provisioning: the IdP deleted this user earlier and the account was
+    // kept; the same externalId brings it back, history and all.
+    if let Some(x) = &input.profile.external_id
+        && let Some(existing) = muster_store::users::by_external_id(&app.db, &org.id, x).await?
+        && !muster_store::users::scim_visible(&app.db, &org.id, &existing.id).await?
+    {
+        let id = existing.id.clone();
+        let mut doc = doc.clone();
+        if let Some(o) = doc.as_object_mut() {
+            o.entry("active").or_insert(Value::Bool(true));
+        }
+        return write(app, caller, base, &org, &id, &Preconditions::default(), Some("scim.user_reprovisioned"), true, |_| {
+            Ok(doc.clone())
+        })
+        .await;
+    }
+    // An IdP never silently takes over a local account with the same email.
+    if let Some(existing) =
+        muster_store::users::by_email(&app.db, &org.id, &input.email.key()).await?
+        && existing.managed_by == ManagedBy::Local.as_str()
+    {
+        let pol = policy(app, &org.id).await?;
+        if pol.existing_email == super::ExistingEmail::Refuse {
+            let ev = Event::new(&org.id, "scim.user_refused")
+                .target("user", &existing.id)
+                .detail("reason", "a local account has this email; the SCIM policy refuses to link it");
+            let mut tx = app.db.begin().await?;
+            audit::record(app, &mut tx, caller, ev).await?;
+            tx.commit().await?;
+            return Err(ScimError::uniqueness(
+                "a local account has this email; an administrator must link it or change the SCIM policy",
+            )
+            .into());
+        }
+        let id = existing.id.clone();
+        return write(app, caller, base, &org, &id, &Preconditions::default(), Some("scim.user_linked"), true, |_| {
+            Ok(doc.clone())
+        })
+        .await;
+    }
+    let hash = hash_password(app, &org.id, &input).await?;
+    let now = app.now_ms();
+    let state = if hash.is_some() {
+        UserState::Active
+    } else {
+        UserState::Provisioned
+    };
+    let mut row = UserRow {
+        id: UserId::new().to_string(),
+        org_id: org.id.clone(),
+        user_name: String::new(),
+        email: String::new(),
+        email_verified: false,
+        display_name: None,
+        given_name: None,
+        family_name: None,
+        external_id: None,
+        state: state.as_str().into(),
+        source: CreationSource::Scim.as_str().into(),
+        managed_by: ManagedBy::Scim.as_str().into(),
+        profile: "{}".into(),
+        password_hash: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let wants_active = input.active;
+    apply_input(&mut row, input, hash, false);
+    let id = row.id.clone();
+    insert_new_user(app, caller, &org, row, &["member".to_owned()], None)
+        .await
+        .map_err(uniqueness)?;
+    let mut tx = app.db.begin().await?;
+    muster_store::scim::set_idp_values(&mut tx, &org.id, &id, &idp_values(&doc)).await?;
+    tx.commit().await?;
+    set_active(app, caller, &org, &id, state, wants_active).await?;
+    let row = muster_store::users::get(&app.db, &org.id, &id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(render(base, &row, None))
+}
+
+/// Unique-constraint conflicts as SCIM `uniqueness` errors (409).
+fn uniqueness(e: AppError) -> AppError {
+    match e {
+        AppError::Conflict { field, .. } => {
+            let what = match field {
+                "email" => "emails: a user of this organization has this email",
+                "user_name" => "userName: a user of this organization has this userName",
+                "external_id" => "externalId: a user of this organization has this externalId",
+                _ => "a user of this organization has the same unique value",
+            };
+            ScimError::uniqueness(what).into()
+        }
+        other => other,
+    }
+}
+
+/// `active` as the IdP set it, through the one lifecycle path.
+async fn set_active(
+    app: &App,
+    caller: &Caller,
+    org: &OrgRef,
+    id: &str,
+    state: UserState,
+    active: Option<bool>,
+) -> Result<()> {
+    let event = match (active, state) {
+        (Some(false), UserState::Deactivated) => None,
+        (Some(false), _) => Some(LifecycleEvent::Deactivate),
+        (Some(true), UserState::Deactivated) => Some(LifecycleEvent::Reactivate),
+        (Some(true), UserState::Suspended) => Some(LifecycleEvent::Unsuspend),
+        _ => None,
+    };
+    if let Some(ev) = event {
+        crate::users::transition(app, caller, &org.slug, id, ev).await?;
+    }
+    Ok(())
+}
+
+/// The one write path of PUT, PATCH and linking: re-read, edit the SCIM
+/// document, store it if the version did not move meanwhile, else retry.
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    org: &OrgRef,
+    id: &str,
+    pre: &Preconditions,
+    action: Option<&str>,
+    revive: bool,
+    edit: impl Fn(Value) -> Result<Value>,
+) -> Result<Value> {
+    for _ in 0..8 {
+        let row = if revive {
+            muster_store::users::get(&app.db, &org.id, id)
+                .await?
+                .ok_or(AppError::NotFound("user"))?
+        } else {
+            visible(app, &org.id, id).await?
+        };
+        pre.check(row.version)?;
+        let before = render(base, &row, None);
+        let next = edit(before.clone())?;
+        let input = parse_user(&next)?;
+        check_manager(app, &org.id, Some(id), &input).await?;
+        let hash = hash_password(app, &org.id, &input).await?;
+        let wants_active = input.active;
+        let mut new_row = row.clone();
+        apply_input(&mut new_row, input, hash, true);
+        new_row.updated_at = app.now_ms();
+        let after = render(base, &new_row, None);
+        let mut ev = Event::new(&org.id, action.unwrap_or("user.updated")).target("user", id);
+        for (k, b) in before.as_object().into_iter().flatten() {
+            if matches!(k.as_str(), "meta" | "active") {
+                continue;
+            }
+            if after.get(k) != Some(b) {
+                ev = ev.change(k, b, after.get(k));
+            }
+        }
+        for (k, a) in after.as_object().into_iter().flatten() {
+            if !before.as_object().is_some_and(|o| o.contains_key(k)) {
+                ev = ev.change(k, (), a);
+            }
+        }
+        if new_row.password_hash != row.password_hash {
+            ev = ev.detail("password", "set by the IdP").security();
+        }
+        let state = UserState::parse(&row.state).unwrap_or(UserState::Active);
+        let changed = !ev.changes.is_empty() || action.is_some() || row.managed_by != new_row.managed_by;
+        if changed {
+            let mut tx = app.db.begin().await?;
+            if !muster_store::users::update_if_version(&mut tx, &new_row, row.version)
+                .await
+                .map_err(|e| uniqueness(conflict(e, USER_CONFLICTS)))?
+            {
+                continue; // someone else wrote first: re-read and re-apply
+            }
+            muster_store::scim::set_idp_values(&mut tx, &org.id, id, &idp_values(&next)).await?;
+            audit::record(app, &mut tx, caller, ev).await?;
+            tx.commit().await?;
+        }
+        set_active(app, caller, org, id, state, wants_active).await?;
+        let row = muster_store::users::get(&app.db, &org.id, id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        return Ok(render(base, &row, None));
+    }
+    Err(AppError::Conflict {
+        field: "version",
+        message: "the user is being changed by others; try again".into(),
+    })
+}
+
+pub async fn replace(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    id: &str,
+    body: Value,
+    pre: &Preconditions,
+) -> Result<Value> {
+    let org = scim_org(app, caller, Permission::UsersWrite).await?;
+    let doc = canonical(Resource::User, body)?;
+    write(app, caller, base, &org, id, pre, None, false, |current| {
+        // PUT replaces everything the client may write; `active` left out
+        // keeps the current state rather than deactivating.
+        let mut d = doc.clone();
+        if let (Some(o), Some(a)) = (d.as_object_mut(), current.get("active"))
+            && !o.contains_key("active")
+        {
+            o.insert("active".into(), a.clone());
+        }
+        Ok(d)
+    })
+    .await
+}
+
+pub async fn patch(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    id: &str,
+    body: Value,
+    pre: &Preconditions,
+) -> Result<Value> {
+    let org = scim_org(app, caller, Permission::UsersWrite).await?;
+    let ops = patch::parse(&body)?;
+    write(app, caller, base, &org, id, pre, None, false, |mut current| {
+        patch::apply(Resource::User, &mut current, &ops)?;
+        Ok(current)
+    })
+    .await
+}
+
+/// DELETE as the organization's SCIM policy says: deactivate (the default),
+/// or deactivate and then delete for good.
+pub async fn delete(app: &App, caller: &Caller, id: &str, pre: &Preconditions) -> Result<()> {
+    let org = scim_org(app, caller, Permission::UsersLifecycle).await?;
+    let row = visible(app, &org.id, id).await?;
+    pre.check(row.version)?;
+    if row.state != UserState::Deactivated.as_str() {
+        crate::users::transition(app, caller, &org.slug, id, LifecycleEvent::Deactivate).await?;
+    }
+    if policy(app, &org.id).await?.delete == super::DeleteAction::Delete {
+        crate::users::transition(app, caller, &org.slug, id, LifecycleEvent::Delete).await?;
+        return Ok(());
+    }
+    let mut tx = app.db.begin().await?;
+    muster_store::scim::mark_removed(&mut tx, &org.id, id, app.now_ms()).await?;
+    let ev = Event::new(&org.id, "scim.user_deleted")
+        .target("user", id)
+        .detail("policy", "deactivate: the account and its history are kept");
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}

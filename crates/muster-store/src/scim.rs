@@ -1,0 +1,121 @@
+//! SCIM tokens, and what the IdP last wrote for each user it manages.
+
+use crate::{Db, Result, Tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimTokenRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub secret_hash: String,
+    /// Space-separated CIDRs; empty allows every address.
+    pub ip_allow: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub rotated_to: Option<String>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+}
+
+const COLS: &str = "id, org_id, name, secret_hash, ip_allow, created_at, expires_at, revoked_at, \
+    rotated_to, last_used_at, last_used_ip";
+
+pub async fn insert(tx: &mut Tx, t: &ScimTokenRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO scim_tokens (id, org_id, name, secret_hash, ip_allow, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&t.id).bind(&t.org_id).bind(&t.name).bind(&t.secret_hash).bind(&t.ip_allow)
+        .bind(t.created_at).bind(t.expires_at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A token with its organization's slug, for authentication.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimAuthRow {
+    #[sqlx(flatten)]
+    pub token: ScimTokenRow,
+    pub org_slug: String,
+}
+
+pub async fn for_auth(db: &Db, id: &str) -> Result<Option<ScimAuthRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {}, o.slug AS org_slug FROM scim_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.id = $1",
+        COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn get_in(tx: &mut Tx, org_id: &str, id: &str) -> Result<Option<ScimTokenRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM scim_tokens WHERE org_id = $1 AND id = $2"
+    ));
+    Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn list(db: &Db, org_id: &str) -> Result<Vec<ScimTokenRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM scim_tokens WHERE org_id = $1 ORDER BY id"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).fetch_all(c).await)?)
+}
+
+pub async fn revoke(tx: &mut Tx, org_id: &str, id: &str, now: i64) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE scim_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
+        .bind(org_id).bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Marks `id` as replaced by `new_id`, ending it at `expires_at` at the latest.
+pub async fn rotate(tx: &mut Tx, org_id: &str, id: &str, new_id: &str, expires_at: i64) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE scim_tokens SET rotated_to = $3,
+             expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END
+         WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL AND rotated_to IS NULL")
+        .bind(org_id).bind(id).bind(new_id).bind(expires_at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Records use (time and address); called at most once a minute per token.
+pub async fn touch(db: &Db, id: &str, now: i64, ip: Option<&str>) -> Result<()> {
+    const SQL: &str = "UPDATE scim_tokens SET last_used_at = $2, last_used_ip = $3 WHERE id = $1";
+    match db {
+        Db::Sqlite { write, .. } => {
+            sqlx::query(SQL).bind(id).bind(now).bind(ip).execute(write).await?;
+        }
+        Db::Postgres(p) => {
+            sqlx::query(SQL).bind(id).bind(now).bind(ip).execute(p).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn idp_values(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar("SELECT idp_values FROM scim_user_values WHERE user_id = $1")
+        .bind(user_id).fetch_optional(c).await)?)
+}
+
+pub async fn idp_values_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<String>> {
+    Ok(on_db!(db, c => sqlx::query_scalar(
+        "SELECT idp_values FROM scim_user_values WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id).bind(user_id).fetch_optional(c).await)?)
+}
+
+pub async fn set_idp_values(tx: &mut Tx, org_id: &str, user_id: &str, values: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO scim_user_values (user_id, org_id, idp_values) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET idp_values = excluded.idp_values, removed_at = NULL")
+        .bind(user_id).bind(org_id).bind(values).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The IdP deleted the user; the account stays (deactivated) but SCIM no
+/// longer shows it.
+pub async fn mark_removed(tx: &mut Tx, org_id: &str, user_id: &str, now: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO scim_user_values (user_id, org_id, idp_values, removed_at) VALUES ($1, $2, '{}', $3)
+         ON CONFLICT (user_id) DO UPDATE SET removed_at = excluded.removed_at")
+        .bind(user_id).bind(org_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
