@@ -169,8 +169,8 @@ pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<(String, String)>> {
 /// Direct members as `(is_group, id)`, inside a transaction.
 pub async fn member_ids_in(tx: &mut Tx, group_id: &str) -> Result<Vec<(bool, String)>> {
     let rows: Vec<(i64, String)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT 0, user_id FROM group_user_members WHERE group_id = $1
-         UNION ALL SELECT 1, child_id FROM group_group_members WHERE group_id = $1")
+        "SELECT CAST(0 AS BIGINT), user_id FROM group_user_members WHERE group_id = $1
+         UNION ALL SELECT CAST(1 AS BIGINT), child_id FROM group_group_members WHERE group_id = $1")
         .bind(group_id).fetch_all(c).await)?;
     Ok(rows.into_iter().map(|(k, id)| (k == 1, id)).collect())
 }
