@@ -253,7 +253,10 @@ async fn change_member(
     muster_store::groups::get_in(&mut tx, &org.id, group_id)
         .await?
         .ok_or(AppError::NotFound("group"))?;
-    let changed = member_change_in(app, &mut tx, caller, &org.id, group_id, kind, member_id, add).await?;
+    let changed = member_change_in(
+        app, &mut tx, caller, &org.id, group_id, kind, member_id, add,
+    )
+    .await?;
     if changed {
         tx.commit().await?;
     }
@@ -290,8 +293,7 @@ pub(crate) async fn member_change_in(
                 .await?
                 .ok_or(AppError::NotFound("group"))?;
             if add {
-                if muster_store::groups::contains_transitively(tx, member_id, group_id).await?
-                {
+                if muster_store::groups::contains_transitively(tx, member_id, group_id).await? {
                     return Err(AppError::Conflict {
                         field: "member",
                         message: "adding this group would make a cycle of nested groups".into(),

@@ -86,7 +86,11 @@ pub(crate) async fn password_policy(app: &App, org_id: &str) -> Result<PasswordP
     Ok(read(&org.settings))
 }
 
-pub async fn get_password_policy(app: &App, caller: &Caller, org_slug: &str) -> Result<PasswordPolicy> {
+pub async fn get_password_policy(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+) -> Result<PasswordPolicy> {
     let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
     password_policy(app, &org.id).await
 }
@@ -129,7 +133,13 @@ mod tests {
     fn the_default_demands_complexity_and_length_only_demands_length() {
         let d = PasswordPolicy::default();
         assert!(d.check("Str0ng!pass").is_ok());
-        for weak in ["short1!", "alllower1!", "ALLUPPER1!", "NoDigits!!", "NoSpecial1"] {
+        for weak in [
+            "short1!",
+            "alllower1!",
+            "ALLUPPER1!",
+            "NoDigits!!",
+            "NoSpecial1",
+        ] {
             assert!(d.check(weak).is_err(), "{weak}");
         }
         let l = PasswordPolicy {

@@ -1,6 +1,5 @@
 //! Random secrets, their hashes and comparisons; password hashing.
 
-
 use base64::Engine;
 use rand::Rng;
 use sha2::{Digest, Sha256};

@@ -238,7 +238,9 @@ impl Profile {
             }
             for v in list {
                 let too_long = v.value.chars().count() > MAX_TEXT
-                    || v.kind.as_ref().is_some_and(|k| k.chars().count() > MAX_TEXT);
+                    || v.kind
+                        .as_ref()
+                        .is_some_and(|k| k.chars().count() > MAX_TEXT);
                 if too_long || v.value.chars().any(char::is_control) {
                     return Err(InvalidProfile {
                         field,

@@ -49,6 +49,16 @@ pub fn check(res: Resource, f: &Filter) -> Result<()> {
 }
 
 fn check_in(res: Resource, scope: Option<&'static Attr>, f: &Filter) -> Result<()> {
+    if let Filter::Present(p) | Filter::Compare(p, ..) = f
+        && p.name.eq_ignore_ascii_case("password")
+    {
+        // RFC 7644 §3.12 `sensitive`: a filter travels in the URL, where a
+        // password must never be; it is not searchable either.
+        return Err(ScimError::new(
+            crate::ScimType::Sensitive,
+            "'password' cannot be filtered on: it would put a secret in a URL",
+        ));
+    }
     match f {
         Filter::And(a, b) | Filter::Or(a, b) => {
             check_in(res, scope, a)?;
@@ -333,6 +343,13 @@ mod tests {
         assert!(m(r#"meta.created gt "2026-01-01T00:00:00Z""#));
         assert!(m(r#"meta.lastModified le "2026-06-01T02:00:00+02:00""#));
         assert!(!m(r#"meta.created lt "2026-01-02T03:04:05Z""#));
+    }
+
+    #[test]
+    fn filtering_on_the_password_is_sensitive() {
+        let f = Filter::parse(r#"password eq "hunter2""#).unwrap();
+        let e = check(Resource::User, &f).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::ScimType::Sensitive));
     }
 
     #[test]

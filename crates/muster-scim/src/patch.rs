@@ -138,10 +138,18 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>> {
                 Some(Value::String(p)) if p.trim().is_empty() => None,
                 // A path naming a whole extension (`urn:…:enterprise:2.0:User`)
                 // addresses its attributes at once: the value is an object of them.
-                Some(Value::String(p)) if crate::schema::SCHEMA_URNS.iter().any(|u| u.eq_ignore_ascii_case(p.trim())) => {
+                Some(Value::String(p))
+                    if crate::schema::SCHEMA_URNS
+                        .iter()
+                        .any(|u| u.eq_ignore_ascii_case(p.trim())) =>
+                {
                     let urn = p.trim().to_owned();
                     if kind == OpKind::Remove {
-                        return Ok(Operation { kind, path: None, value: Some(Value::String(urn)) });
+                        return Ok(Operation {
+                            kind,
+                            path: None,
+                            value: Some(Value::String(urn)),
+                        });
                     }
                     value = value.map(|v| {
                         let mut m = Map::new();
@@ -177,7 +185,12 @@ pub fn apply(res: Resource, doc: &mut Value, ops: &[Operation]) -> Result<()> {
                 Some((x, _)) => {
                     map.remove(x);
                 }
-                None => return Err(ScimError::path(format!("'{urn}' is not an extension of {}", res.name()))),
+                None => {
+                    return Err(ScimError::path(format!(
+                        "'{urn}' is not an extension of {}",
+                        res.name()
+                    )));
+                }
             }
             continue;
         }
@@ -209,6 +222,14 @@ pub fn apply(res: Resource, doc: &mut Value, ops: &[Operation]) -> Result<()> {
                         continue;
                     }
                     let p = Path::parse(k)?;
+                    // Okta repeats the read-only `id` in such values; like a
+                    // PUT body, read-only attributes in them are ignored.
+                    let read_only = res
+                        .attr(p.attr.urn.as_deref(), &p.attr.name)
+                        .is_some_and(|(_, a)| a.mutability == Mutability::ReadOnly);
+                    if read_only && p.filter.is_none() {
+                        continue;
+                    }
                     apply_path(res, map, op.kind, &p, Some(val.clone()))?;
                 }
             }

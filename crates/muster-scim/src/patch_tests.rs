@@ -65,7 +65,10 @@ fn a_bare_extension_urn_path_addresses_the_whole_extension() {
     let d = patched(json!([
         {"op": "add", "path": ENTERPRISE, "value": {"department": "Ops", "employeeNumber": "7"}},
     ]));
-    assert_eq!(d[ENTERPRISE], json!({"department": "Ops", "employeeNumber": "7"}));
+    assert_eq!(
+        d[ENTERPRISE],
+        json!({"department": "Ops", "employeeNumber": "7"})
+    );
     let mut d2 = d.clone();
     run(&mut d2, json!([{"op": "remove", "path": ENTERPRISE}])).unwrap();
     assert!(d2.get(ENTERPRISE).is_none());

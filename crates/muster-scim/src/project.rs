@@ -48,10 +48,10 @@ impl Projection {
         if Self::names(&self.excluded, res, name) {
             return false;
         }
-        let named = self
-            .attributes
-            .iter()
-            .any(|p| res.attr(p.urn.as_deref(), &p.name).is_some_and(|(_, a)| a.name == name));
+        let named = self.attributes.iter().any(|p| {
+            res.attr(p.urn.as_deref(), &p.name)
+                .is_some_and(|(_, a)| a.name == name)
+        });
         match attr.returned {
             Returned::Request => named,
             _ => self.attributes.is_empty() || named,
@@ -71,7 +71,9 @@ impl Projection {
                 let Value::Object(inner) = v else { continue };
                 let mut kept = Map::new();
                 for (ik, iv) in inner {
-                    let Some(a) = attrs.iter().find(|a| a.name == ik) else { continue };
+                    let Some(a) = attrs.iter().find(|a| a.name == ik) else {
+                        continue;
+                    };
                     if let Some(v) = self.keep(Some(urn), a.name, a.returned, iv) {
                         kept.insert(ik, v);
                     }
@@ -81,7 +83,9 @@ impl Projection {
                 }
                 continue;
             }
-            let Some((_, a)) = res.attr(None, &k) else { continue };
+            let Some((_, a)) = res.attr(None, &k) else {
+                continue;
+            };
             if let Some(v) = self.keep(None, a.name, a.returned, v) {
                 out.insert(k, v);
             }
@@ -93,8 +97,10 @@ impl Projection {
         let same_urn = match (p.urn.as_deref(), urn) {
             (None, _) => true,
             (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            (Some(a), None) => a.eq_ignore_ascii_case(crate::schema::USER)
-                || a.eq_ignore_ascii_case(crate::schema::GROUP),
+            (Some(a), None) => {
+                a.eq_ignore_ascii_case(crate::schema::USER)
+                    || a.eq_ignore_ascii_case(crate::schema::GROUP)
+            }
         };
         same_urn && p.name.eq_ignore_ascii_case(name)
     }
@@ -103,8 +109,11 @@ impl Projection {
         if returned == Returned::Never {
             return None;
         }
-        let excluded: Vec<&AttrPath> =
-            self.excluded.iter().filter(|p| Self::matches(p, urn, name)).collect();
+        let excluded: Vec<&AttrPath> = self
+            .excluded
+            .iter()
+            .filter(|p| Self::matches(p, urn, name))
+            .collect();
         if excluded.iter().any(|p| p.sub.is_none()) && returned != Returned::Always {
             return None;
         }
@@ -112,15 +121,22 @@ impl Projection {
         if self.attributes.is_empty() {
             return (returned != Returned::Request).then_some(v);
         }
-        let asked: Vec<&AttrPath> =
-            self.attributes.iter().filter(|p| Self::matches(p, urn, name)).collect();
+        let asked: Vec<&AttrPath> = self
+            .attributes
+            .iter()
+            .filter(|p| Self::matches(p, urn, name))
+            .collect();
         if asked.is_empty() {
             return (returned == Returned::Always).then_some(v);
         }
         if asked.iter().any(|p| p.sub.is_none()) {
             return Some(v);
         }
-        Some(strip_subs(v, asked.iter().filter_map(|p| p.sub.as_deref()), true))
+        Some(strip_subs(
+            v,
+            asked.iter().filter_map(|p| p.sub.as_deref()),
+            true,
+        ))
     }
 }
 
@@ -168,7 +184,9 @@ mod tests {
     }
 
     fn proj(a: Option<&str>, x: Option<&str>) -> Value {
-        Projection::parse(a, x).unwrap().apply(Resource::User, user())
+        Projection::parse(a, x)
+            .unwrap()
+            .apply(Resource::User, user())
     }
 
     #[test]
@@ -190,7 +208,10 @@ mod tests {
         assert!(v.get("title").is_none());
         assert_eq!(v["emails"], json!([{"value": "a@x.io"}]));
         assert_eq!(v["id"], "u1");
-        assert!(v.get("groups").is_none(), "groups is returned on request only");
+        assert!(
+            v.get("groups").is_none(),
+            "groups is returned on request only"
+        );
     }
 
     #[test]

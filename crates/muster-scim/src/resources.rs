@@ -78,7 +78,10 @@ pub fn render_user(d: &UserDoc) -> Value {
     put_str(&mut m, "locale", &p.locale);
     put_str(&mut m, "timezone", &p.timezone);
     m.insert("active".into(), json!(d.active));
-    let has_own = p.emails.iter().any(|e| e.value.eq_ignore_ascii_case(d.email));
+    let has_own = p
+        .emails
+        .iter()
+        .any(|e| e.value.eq_ignore_ascii_case(d.email));
     let emails = if has_own {
         values(&p.emails)
     } else {
@@ -168,8 +171,8 @@ fn multi(doc: &Map<String, Value>, k: &str) -> Vec<MultiValue> {
 pub fn parse_user(doc: &Value) -> Result<UserInput> {
     let empty = Map::new();
     let m = doc.as_object().unwrap_or(&empty);
-    let user_name = text(m, "userName")
-        .ok_or_else(|| ScimError::value("'userName' is required"))?;
+    let user_name =
+        text(m, "userName").ok_or_else(|| ScimError::value("'userName' is required"))?;
     if !muster_core::users::valid_user_name(&user_name) {
         return Err(ScimError::value(
             "'userName' must be 1 to 256 printable characters",
@@ -183,9 +186,15 @@ pub fn parse_user(doc: &Value) -> Result<UserInput> {
         .find(|e| e.is_primary())
         .or_else(|| emails.first())
         .map(|e| e.value.clone())
-        .or_else(|| EmailAddress::parse(&user_name).ok().map(|e| e.as_str().to_owned()))
+        .or_else(|| {
+            EmailAddress::parse(&user_name)
+                .ok()
+                .map(|e| e.as_str().to_owned())
+        })
         .ok_or_else(|| {
-            ScimError::value("a user needs an email address: give 'emails' or an address as 'userName'")
+            ScimError::value(
+                "a user needs an email address: give 'emails' or an address as 'userName'",
+            )
         })?;
     let email = EmailAddress::parse(&chosen)
         .map_err(|e| ScimError::value(format!("emails: '{chosen}': {e}")))?;
@@ -194,7 +203,10 @@ pub fn parse_user(doc: &Value) -> Result<UserInput> {
             .map_err(|err| ScimError::value(format!("emails: '{}': {err}", e.value)))?;
     }
     let name = m.get("name").and_then(Value::as_object).unwrap_or(&empty);
-    let ext = m.get(ENTERPRISE).and_then(Value::as_object).unwrap_or(&empty);
+    let ext = m
+        .get(ENTERPRISE)
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let manager = ext
         .get("manager")
         .and_then(|v| v.get("value"))
@@ -268,7 +280,8 @@ pub fn render_group(d: &GroupDoc) -> Value {
         m.insert("externalId".into(), json!(x));
     }
     m.insert("displayName".into(), json!(d.display_name));
-    if let Some(members) = d.members {
+    // An empty list is left out, as every other unassigned attribute is.
+    if let Some(members) = d.members.filter(|m| !m.is_empty()) {
         let list: Vec<Value> = members
             .iter()
             .map(|mb| {
@@ -306,8 +319,8 @@ pub struct GroupInput {
 pub fn parse_group(doc: &Value) -> Result<GroupInput> {
     let empty = Map::new();
     let m = doc.as_object().unwrap_or(&empty);
-    let display_name = text(m, "displayName")
-        .ok_or_else(|| ScimError::value("'displayName' is required"))?;
+    let display_name =
+        text(m, "displayName").ok_or_else(|| ScimError::value("'displayName' is required"))?;
     if display_name.chars().count() > 128 || display_name.chars().any(char::is_control) {
         return Err(ScimError::value(
             "'displayName' must be 1 to 128 printable characters",
@@ -391,7 +404,9 @@ mod tests {
     #[test]
     fn the_sign_in_email_is_the_primary_then_the_first_then_the_user_name() {
         let p = |v: Value| parse_user(&canonical(Resource::User, v).unwrap());
-        let u = p(json!({"userName": "x", "emails": [{"value": "a@x.io"}, {"value": "b@x.io", "primary": true}]}));
+        let u = p(
+            json!({"userName": "x", "emails": [{"value": "a@x.io"}, {"value": "b@x.io", "primary": true}]}),
+        );
         assert_eq!(u.unwrap().email.as_str(), "b@x.io");
         let u = p(json!({"userName": "x", "emails": [{"value": "a@x.io"}]}));
         assert_eq!(u.unwrap().email.as_str(), "a@x.io");
@@ -410,7 +425,11 @@ mod tests {
 
     #[test]
     fn groups_render_members_only_when_loaded() {
-        let members = [MemberDoc { id: "u1", is_group: false, display: "a" }];
+        let members = [MemberDoc {
+            id: "u1",
+            is_group: false,
+            display: "a",
+        }];
         let mut d = GroupDoc {
             base: "b",
             id: "g1",

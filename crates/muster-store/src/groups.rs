@@ -125,18 +125,27 @@ pub async fn members(db: &Db, group_id: &str) -> Result<Vec<MemberRow>> {
 }
 
 /// A group by exact display name (case-insensitive) or external id.
-pub async fn lookup(db: &Db, org_id: &str, name: Option<&str>, external_id: Option<&str>) -> Result<Vec<GroupRow>> {
+pub async fn lookup(
+    db: &Db,
+    org_id: &str,
+    name: Option<&str>,
+    external_id: Option<&str>,
+) -> Result<Vec<GroupRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM groups WHERE org_id = $1 AND ($2 IS NULL OR name_key = $2)
            AND ($3 IS NULL OR external_id = $3) ORDER BY id"
     ));
-    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(name.map(str::to_lowercase))
-        .bind(external_id).fetch_all(c).await)?)
+    Ok(
+        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(name.map(str::to_lowercase))
+        .bind(external_id).fetch_all(c).await)?,
+    )
 }
 
 pub async fn count(db: &Db, org_id: &str) -> Result<i64> {
-    Ok(on_db!(db, c => sqlx::query_scalar("SELECT COUNT(*) FROM groups WHERE org_id = $1")
-        .bind(org_id).fetch_one(c).await)?)
+    Ok(
+        on_db!(db, c => sqlx::query_scalar("SELECT COUNT(*) FROM groups WHERE org_id = $1")
+        .bind(org_id).fetch_one(c).await)?,
+    )
 }
 
 /// Writes name, external id and manager of a group and bumps its version.

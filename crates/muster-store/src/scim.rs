@@ -41,7 +41,10 @@ pub struct ScimAuthRow {
 pub async fn for_auth(db: &Db, id: &str) -> Result<Option<ScimAuthRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {}, o.slug AS org_slug FROM scim_tokens t JOIN orgs o ON o.id = t.org_id WHERE t.id = $1",
-        COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ")
+        COLS.split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
 }
@@ -68,7 +71,13 @@ pub async fn revoke(tx: &mut Tx, org_id: &str, id: &str, now: i64) -> Result<boo
 }
 
 /// Marks `id` as replaced by `new_id`, ending it at `expires_at` at the latest.
-pub async fn rotate(tx: &mut Tx, org_id: &str, id: &str, new_id: &str, expires_at: i64) -> Result<bool> {
+pub async fn rotate(
+    tx: &mut Tx,
+    org_id: &str,
+    id: &str,
+    new_id: &str,
+    expires_at: i64,
+) -> Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE scim_tokens SET rotated_to = $3,
              expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END
@@ -82,18 +91,30 @@ pub async fn touch(db: &Db, id: &str, now: i64, ip: Option<&str>) -> Result<()> 
     const SQL: &str = "UPDATE scim_tokens SET last_used_at = $2, last_used_ip = $3 WHERE id = $1";
     match db {
         Db::Sqlite { write, .. } => {
-            sqlx::query(SQL).bind(id).bind(now).bind(ip).execute(write).await?;
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(now)
+                .bind(ip)
+                .execute(write)
+                .await?;
         }
         Db::Postgres(p) => {
-            sqlx::query(SQL).bind(id).bind(now).bind(ip).execute(p).await?;
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(now)
+                .bind(ip)
+                .execute(p)
+                .await?;
         }
     }
     Ok(())
 }
 
 pub async fn idp_values(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar("SELECT idp_values FROM scim_user_values WHERE user_id = $1")
-        .bind(user_id).fetch_optional(c).await)?)
+    Ok(
+        on_tx!(tx, c => sqlx::query_scalar("SELECT idp_values FROM scim_user_values WHERE user_id = $1")
+        .bind(user_id).fetch_optional(c).await)?,
+    )
 }
 
 pub async fn idp_values_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<String>> {

@@ -195,7 +195,11 @@ pub struct ListQuery {
 
 pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> {
     let pattern = q.search.as_deref().map(like_pattern);
-    let visible = if q.scim_visible { SCIM_VISIBLE } else { "1 = 1" };
+    let visible = if q.scim_visible {
+        SCIM_VISIBLE
+    } else {
+        "1 = 1"
+    };
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM users
          WHERE org_id = $1 AND {visible}
@@ -284,7 +288,9 @@ pub async fn page_at(db: &Db, org_id: &str, offset: i64, limit: i64) -> Result<V
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} ORDER BY id LIMIT $2 OFFSET $3"
     ));
-    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(limit).bind(offset).fetch_all(c).await)?)
+    Ok(
+        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(limit).bind(offset).fetch_all(c).await)?,
+    )
 }
 
 /// `update`, but only if the row is still at `version`: false when another

@@ -139,6 +139,15 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let (status, _, v) = self.send_full(req).await;
+        (status, v)
+    }
+
+    /// `send`, keeping the response headers (ETag, Location, content type).
+    pub async fn send_full(
+        &self,
+        req: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let res = self
             .router
             .clone()
@@ -146,6 +155,7 @@ impl TestApp {
             .await
             .expect("router answers");
         let status = res.status();
+        let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
         let v = if bytes.is_empty() {
             Value::Null
@@ -153,7 +163,7 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        (status, v)
+        (status, headers, v)
     }
 
     /// A business organization with an owner; returns the owner's token.

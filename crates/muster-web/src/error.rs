@@ -171,12 +171,13 @@ impl IntoResponse for ScimApiError {
                 Some(f) => format!("{f}: {message}"),
                 None => message,
             }),
-            E::Conflict { field: "version", message } => ScimError::status(409, message),
+            E::Conflict {
+                field: "version",
+                message,
+            } => ScimError::status(409, message),
             E::Conflict { message, .. } => ScimError::uniqueness(message),
             E::Transition(t) => ScimError::new(ScimType::InvalidValue, t.to_string()),
-            E::Unauthenticated => {
-                ScimError::status(401, "missing or invalid SCIM token")
-            }
+            E::Unauthenticated => ScimError::status(401, "missing or invalid SCIM token"),
             E::Forbidden(p) => {
                 ScimError::status(403, format!("a SCIM token cannot do this ('{p}')"))
             }

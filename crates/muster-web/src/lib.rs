@@ -33,6 +33,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .nest("/scim/v2", scim::router())
+        .route(
+            "/scim/{version}/{*rest}",
+            axum::routing::any(scim::wrong_version),
+        )
         .merge(ops::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::track))

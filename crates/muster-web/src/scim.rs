@@ -26,7 +26,10 @@ pub struct ScimAuth(pub Caller);
 impl FromRequestParts<AppState> for ScimAuth {
     type Rejection = ScimApiError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> std::result::Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &AppState,
+    ) -> std::result::Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -57,15 +60,18 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
             .unwrap_or("")
             .to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if !essence.is_empty() && essence != "application/scim+json" && essence != "application/json" {
+        if !essence.is_empty()
+            && essence != "application/scim+json"
+            && essence != "application/json"
+        {
             return Err(ScimError::syntax(format!(
                 "send the body as application/scim+json or application/json, not {essence}"
             ))
             .into());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
-            ScimError::status(413, "the request body is too large")
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ScimError::status(413, "the request body is too large"))?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ScimError::syntax(format!(
                 "the body is not valid JSON: {}",
@@ -82,7 +88,10 @@ pub struct ScimQuery<T>(pub T);
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ScimQuery<T> {
     type Rejection = ScimApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> std::result::Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| Self(v))
@@ -129,7 +138,10 @@ impl IntoResponse for Scim {
         let location = body["meta"]["location"].as_str().map(str::to_owned);
         let mut res = (self.status, axum::Json(body)).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(muster_scim::MEDIA_TYPE));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(muster_scim::MEDIA_TYPE),
+        );
         if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
             h.insert(header::ETAG, v);
         }
@@ -201,7 +213,11 @@ async fn schema_by_id(State(s): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 fn resource_of(kind: &str) -> Resource {
-    if kind == "Groups" { Resource::Group } else { Resource::User }
+    if kind == "Groups" {
+        Resource::Group
+    } else {
+        Resource::User
+    }
 }
 
 async fn list(
@@ -222,20 +238,21 @@ async fn search(
     State(s): State<AppState>,
     ScimAuth(c): ScimAuth,
     Path(kind): Path<String>,
-    ScimJson(body): ScimJson,
+    ScimJson(mut body): ScimJson,
 ) -> Result<Scim> {
-    let mut q: ListParams = serde_json::from_value(body.clone())
-        .map_err(|e| ScimError::syntax(muster_app::users::clean_serde(&e.to_string())))?;
-    // `attributes` may be a list in a SearchRequest.
-    for (key, slot) in [
-        ("attributes", &mut q.attributes),
-        ("excludedAttributes", &mut q.excluded_attributes),
-    ] {
-        if let Some(Value::Array(a)) = body.get(key) {
-            let names: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
-            *slot = Some(names.join(","));
+    // A SearchRequest lists `attributes` as an array (RFC 7644 §3.4.3).
+    if let Some(o) = body.as_object_mut() {
+        o.remove("schemas");
+        for key in ["attributes", "excludedAttributes"] {
+            if let Some(Value::Array(a)) = o.get(key) {
+                let names: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                let joined = names.join(",");
+                o.insert(key.into(), Value::String(joined));
+            }
         }
     }
+    let q: ListParams = serde_json::from_value(body)
+        .map_err(|e| ScimError::syntax(muster_app::users::clean_serde(&e.to_string())))?;
     list(State(s), ScimAuth(c), Path(kind), ScimQuery(q)).await
 }
 
@@ -268,8 +285,9 @@ async fn get_one(
     // If-None-Match on a read: 304 when the client's copy is current.
     let version = doc["meta"]["version"].as_str().unwrap_or("");
     let fresh = preconditions(&headers).if_none_match.is_some_and(|m| {
-        m.split(',')
-            .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == version.trim_start_matches("W/"))
+        m.split(',').any(|t| {
+            t.trim() == "*" || t.trim().trim_start_matches("W/") == version.trim_start_matches("W/")
+        })
     });
     if fresh {
         let mut res = StatusCode::NOT_MODIFIED.into_response();
@@ -355,17 +373,31 @@ async fn root_search() -> Response {
     ))
 }
 
+/// `/scim/v1/…` and the like: RFC 7644 §3.13 `invalidVers`.
+pub async fn wrong_version() -> Response {
+    scim_error(&ScimError::new(
+        muster_scim::ScimType::InvalidVers,
+        "only SCIM 2.0 is served, at /scim/v2",
+    ))
+}
+
 async fn not_found() -> Response {
     scim_error(&ScimError::status(404, "no such SCIM endpoint"))
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    scim_error(&ScimError::status(405, format!("{method} is not supported here")))
+    scim_error(&ScimError::status(
+        405,
+        format!("{method} is not supported here"),
+    ))
 }
 
 pub fn router() -> Router<AppState> {
     let resources = Router::new()
-        .route("/{kind}", get(list).post(create).fallback(method_not_allowed))
+        .route(
+            "/{kind}",
+            get(list).post(create).fallback(method_not_allowed),
+        )
         .route("/{kind}/.search", post(search).fallback(method_not_allowed))
         .route(
             "/{kind}/{id}",
@@ -377,11 +409,23 @@ pub fn router() -> Router<AppState> {
         )
         .route_layer(middleware::from_fn(only_known));
     Router::new()
-        .route("/ServiceProviderConfig", get(spc).fallback(method_not_allowed))
-        .route("/ResourceTypes", get(resource_types).fallback(method_not_allowed))
-        .route("/ResourceTypes/{id}", get(resource_type).fallback(method_not_allowed))
+        .route(
+            "/ServiceProviderConfig",
+            get(spc).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes",
+            get(resource_types).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes/{id}",
+            get(resource_type).fallback(method_not_allowed),
+        )
         .route("/Schemas", get(schemas).fallback(method_not_allowed))
-        .route("/Schemas/{id}", get(schema_by_id).fallback(method_not_allowed))
+        .route(
+            "/Schemas/{id}",
+            get(schema_by_id).fallback(method_not_allowed),
+        )
         .route("/.search", post(root_search).fallback(method_not_allowed))
         .merge(resources)
         .fallback(not_found)

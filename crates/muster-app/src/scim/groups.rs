@@ -47,7 +47,13 @@ async fn render(app: &App, base: &str, g: &GroupRow, with_members: bool) -> Resu
     }))
 }
 
-pub async fn get(app: &App, caller: &Caller, base: &str, id: &str, p: &Projection) -> Result<Value> {
+pub async fn get(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    id: &str,
+    p: &Projection,
+) -> Result<Value> {
     let org = scim_org(app, caller, Permission::UsersRead).await?;
     let g = muster_store::groups::get(&app.db, &org.id, id)
         .await?
@@ -123,13 +129,20 @@ pub async fn list(app: &App, caller: &Caller, base: &str, params: &ListParams) -
 }
 
 /// Resolves a member id to a user or a group of this organization.
-async fn member_kind(tx: &mut Tx, org_id: &str, id: &str, hint: Option<&str>) -> Result<MemberKind> {
+async fn member_kind(
+    tx: &mut Tx,
+    org_id: &str,
+    id: &str,
+    hint: Option<&str>,
+) -> Result<MemberKind> {
     let hint = hint.map(str::to_ascii_lowercase);
     if hint.as_deref() != Some("group") && muster_store::users::exists(tx, org_id, id).await? {
         return Ok(MemberKind::User);
     }
     if hint.as_deref() != Some("user")
-        && muster_store::groups::get_in(tx, org_id, id).await?.is_some()
+        && muster_store::groups::get_in(tx, org_id, id)
+            .await?
+            .is_some()
     {
         return Ok(MemberKind::Group);
     }
@@ -245,7 +258,9 @@ async fn store(
         });
         let list: Vec<Value> = members
             .iter()
-            .map(|(g, m)| serde_json::json!({"value": m, "type": if *g { "Group" } else { "User" }}))
+            .map(
+                |(g, m)| serde_json::json!({"value": m, "type": if *g { "Group" } else { "User" }}),
+            )
             .collect();
         if let Some(o) = doc.as_object_mut()
             && !list.is_empty()
@@ -298,7 +313,10 @@ pub async fn replace(
 /// list, or `remove members[value eq "…"]`. Returns `(add, ids)`.
 fn member_delta(op: &Operation) -> Option<(bool, Vec<(String, Option<String>)>)> {
     let path = op.path.as_ref()?;
-    if !path.attr.name.eq_ignore_ascii_case("members") || path.attr.sub.is_some() || path.sub.is_some() {
+    if !path.attr.name.eq_ignore_ascii_case("members")
+        || path.attr.sub.is_some()
+        || path.sub.is_some()
+    {
         return None;
     }
     let attr = Resource::Group.attr(None, "members")?.1;
@@ -378,7 +396,8 @@ pub async fn patch(
                     Err(_) => continue,
                 }
             };
-            changed |= member_change_in(app, &mut tx, caller, &org.id, id, kind, &member, add).await?;
+            changed |=
+                member_change_in(app, &mut tx, caller, &org.id, id, kind, &member, add).await?;
         }
     }
     if changed {

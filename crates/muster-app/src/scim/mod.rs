@@ -58,7 +58,8 @@ pub(crate) async fn policy(app: &App, org_id: &str) -> Result<ScimPolicy> {
 
 /// The organization's SCIM policy, for administrators.
 pub async fn get_policy(app: &App, caller: &crate::Caller, org_slug: &str) -> Result<ScimPolicy> {
-    let org = crate::caller::org_with(app, caller, org_slug, muster_core::Permission::ScimManage).await?;
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::ScimManage).await?;
     policy(app, &org.id).await
 }
 
@@ -68,7 +69,8 @@ pub async fn set_policy(
     org_slug: &str,
     new: ScimPolicy,
 ) -> Result<ScimPolicy> {
-    let org = crate::caller::org_with(app, caller, org_slug, muster_core::Permission::ScimManage).await?;
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::ScimManage).await?;
     let mut tx = app.db.begin().await?;
     let row = muster_store::orgs::get_in(&mut tx, &org.id)
         .await?
@@ -81,7 +83,8 @@ pub async fn set_policy(
     if let Some(o) = settings.as_object_mut() {
         o.insert("scim".into(), json!(new));
     }
-    muster_store::orgs::update_settings(&mut tx, &org.id, &settings.to_string(), app.now_ms()).await?;
+    muster_store::orgs::update_settings(&mut tx, &org.id, &settings.to_string(), app.now_ms())
+        .await?;
     let ev = crate::audit::Event::new(&org.id, "scim.policy_changed")
         .target("organization", &org.id)
         .change("scim_policy", &before, &new)
@@ -115,18 +118,26 @@ pub struct Preconditions {
 
 fn etag_matches(list: &str, version: i64) -> bool {
     let want = version.to_string();
-    list.split(',').map(str::trim).any(|t| {
-        t == "*" || t.trim_start_matches("W/").trim_matches('"') == want
-    })
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == want)
 }
 
 impl Preconditions {
     /// Fails with 412 unless the current `version` satisfies the headers.
     pub fn check(&self, version: i64) -> Result<()> {
-        if self.if_match.as_deref().is_some_and(|m| !etag_matches(m, version)) {
+        if self
+            .if_match
+            .as_deref()
+            .is_some_and(|m| !etag_matches(m, version))
+        {
             return Err(AppError::PreconditionFailed);
         }
-        if self.if_none_match.as_deref().is_some_and(|m| etag_matches(m, version)) {
+        if self
+            .if_none_match
+            .as_deref()
+            .is_some_and(|m| etag_matches(m, version))
+        {
             return Err(AppError::PreconditionFailed);
         }
         Ok(())
@@ -165,10 +176,9 @@ impl Plan {
                     Some(o) if o == "ascending" => false,
                     Some(o) if o == "descending" => true,
                     Some(_) => {
-                        return Err(ScimError::value(
-                            "sortOrder must be ascending or descending",
-                        )
-                        .into());
+                        return Err(
+                            ScimError::value("sortOrder must be ascending or descending").into(),
+                        );
                     }
                 };
                 Some((path, desc))
@@ -220,24 +230,39 @@ impl Plan {
             Some(after) => {
                 let rest: Vec<Value> = hits
                     .into_iter()
-                    .filter(|d| after.is_empty() || d["id"].as_str().is_some_and(|i| i > after.as_str()))
+                    .filter(|d| {
+                        after.is_empty() || d["id"].as_str().is_some_and(|i| i > after.as_str())
+                    })
                     .collect();
                 let more = rest.len() > self.count;
                 let page: Vec<Value> = rest.into_iter().take(self.count).collect();
                 let next = more
-                    .then(|| page.last().and_then(|d| d["id"].as_str()).map(str::to_owned))
+                    .then(|| {
+                        page.last()
+                            .and_then(|d| d["id"].as_str())
+                            .map(str::to_owned)
+                    })
                     .flatten();
                 (page, next)
             }
             None => (
-                hits.into_iter().skip(self.start - 1).take(self.count).collect(),
+                hits.into_iter()
+                    .skip(self.start - 1)
+                    .take(self.count)
+                    .collect(),
                 None,
             ),
         };
         Ok(self.response(res, total, page, next))
     }
 
-    pub fn response(&self, res: Resource, total: usize, page: Vec<Value>, next: Option<String>) -> Value {
+    pub fn response(
+        &self,
+        res: Resource,
+        total: usize,
+        page: Vec<Value>,
+        next: Option<String>,
+    ) -> Value {
         let items: Vec<Value> = page
             .into_iter()
             .map(|d| self.projection.apply(res, d))
@@ -275,7 +300,10 @@ fn sort_key(res: Resource, doc: &Value, path: &AttrPath) -> Option<String> {
             .find(|i| i.get("primary") == Some(&Value::Bool(true)))
             .or_else(|| items.first())?;
     }
-    let sub = path.sub.as_deref().or((attr.kind == Kind::Complex).then_some("value"));
+    let sub = path
+        .sub
+        .as_deref()
+        .or((attr.kind == Kind::Complex).then_some("value"));
     if let Some(s) = sub {
         v = v.get(s)?;
     }

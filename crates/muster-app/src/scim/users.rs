@@ -24,7 +24,9 @@ use serde_json::Value;
 /// The caller's organization (a SCIM token names exactly one).
 pub(crate) async fn scim_org(app: &App, caller: &Caller, perm: Permission) -> Result<OrgRef> {
     let slug = match &caller.principal {
-        Principal::ScimToken { org_slug, .. } | Principal::User { org_slug, .. } => org_slug.clone(),
+        Principal::ScimToken { org_slug, .. } | Principal::User { org_slug, .. } => {
+            org_slug.clone()
+        }
         Principal::Operator { .. } => return Err(AppError::Unauthenticated),
     };
     org_with(app, caller, &slug, perm).await
@@ -62,7 +64,13 @@ async fn render_full(app: &App, base: &str, row: &UserRow, p: &Projection) -> Re
     Ok(render(base, row, groups.as_deref()))
 }
 
-pub async fn get(app: &App, caller: &Caller, base: &str, id: &str, p: &Projection) -> Result<Value> {
+pub async fn get(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    id: &str,
+    p: &Projection,
+) -> Result<Value> {
     let org = scim_org(app, caller, Permission::UsersRead).await?;
     let row = visible(app, &org.id, id).await?;
     Ok(p.apply(Resource::User, render_full(app, base, &row, p).await?))
@@ -182,7 +190,9 @@ async fn hash_password(app: &App, org_id: &str, input: &UserInput) -> Result<Opt
         Some(pw) => {
             let policy = crate::policies::password_policy(app, org_id).await?;
             policy.check(pw).map_err(|e| match e {
-                AppError::Invalid { message, .. } => ScimError::value(format!("password: {message}")).into(),
+                AppError::Invalid { message, .. } => {
+                    ScimError::value(format!("password: {message}")).into()
+                }
                 other => other,
             })?;
             Ok(Some(app.hasher.hash(pw.clone()).await?))
@@ -253,9 +263,17 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
         if let Some(o) = doc.as_object_mut() {
             o.entry("active").or_insert(Value::Bool(true));
         }
-        return write(app, caller, base, &org, &id, &Preconditions::default(), Some("scim.user_reprovisioned"), true, |_| {
-            Ok(doc.clone())
-        })
+        return write(
+            app,
+            caller,
+            base,
+            &org,
+            &id,
+            &Preconditions::default(),
+            Some("scim.user_reprovisioned"),
+            true,
+            |_| Ok(doc.clone()),
+        )
         .await;
     }
     // An IdP never silently takes over a local account with the same email.
@@ -267,7 +285,10 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
         if pol.existing_email == super::ExistingEmail::Refuse {
             let ev = Event::new(&org.id, "scim.user_refused")
                 .target("user", &existing.id)
-                .detail("reason", "a local account has this email; the SCIM policy refuses to link it");
+                .detail(
+                    "reason",
+                    "a local account has this email; the SCIM policy refuses to link it",
+                );
             let mut tx = app.db.begin().await?;
             audit::record(app, &mut tx, caller, ev).await?;
             tx.commit().await?;
@@ -277,9 +298,17 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
             .into());
         }
         let id = existing.id.clone();
-        return write(app, caller, base, &org, &id, &Preconditions::default(), Some("scim.user_linked"), true, |_| {
-            Ok(doc.clone())
-        })
+        return write(
+            app,
+            caller,
+            base,
+            &org,
+            &id,
+            &Preconditions::default(),
+            Some("scim.user_linked"),
+            true,
+            |_| Ok(doc.clone()),
+        )
         .await;
     }
     let hash = hash_password(app, &org.id, &input).await?;
@@ -413,7 +442,8 @@ async fn write(
             ev = ev.detail("password", "set by the IdP").security();
         }
         let state = UserState::parse(&row.state).unwrap_or(UserState::Active);
-        let changed = !ev.changes.is_empty() || action.is_some() || row.managed_by != new_row.managed_by;
+        let changed =
+            !ev.changes.is_empty() || action.is_some() || row.managed_by != new_row.managed_by;
         if changed {
             let mut tx = app.db.begin().await?;
             if !muster_store::users::update_if_version(&mut tx, &new_row, row.version)
@@ -472,10 +502,20 @@ pub async fn patch(
 ) -> Result<Value> {
     let org = scim_org(app, caller, Permission::UsersWrite).await?;
     let ops = patch::parse(&body)?;
-    write(app, caller, base, &org, id, pre, None, false, |mut current| {
-        patch::apply(Resource::User, &mut current, &ops)?;
-        Ok(current)
-    })
+    write(
+        app,
+        caller,
+        base,
+        &org,
+        id,
+        pre,
+        None,
+        false,
+        |mut current| {
+            patch::apply(Resource::User, &mut current, &ops)?;
+            Ok(current)
+        },
+    )
     .await
 }
 

@@ -17,6 +17,8 @@ mod cli;
 mod groups;
 mod ops;
 mod schema;
+mod scim;
+mod scim_idp;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;

@@ -42,7 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     let r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orgs::me))
         .routes(routes!(orgs::get_org, orgs::update_org))
-        .routes(routes!(orgs::get_password_policy, orgs::set_password_policy))
+        .routes(routes!(
+            orgs::get_password_policy,
+            orgs::set_password_policy
+        ))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))

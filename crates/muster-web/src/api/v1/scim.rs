@@ -14,7 +14,9 @@ pub async fn list(
     Auth(c): Auth,
     Path(org): Path<String>,
 ) -> Result<Json<Vec<ScimTokenView>>, ApiError> {
-    Ok(Json(muster_app::scim::tokens::list(&s.app, &c, &org).await?))
+    Ok(Json(
+        muster_app::scim::tokens::list(&s.app, &c, &org).await?,
+    ))
 }
 
 /// Creates a SCIM token for an IdP. The secret is in this answer only.
@@ -77,5 +79,7 @@ pub async fn set_policy(
     Path(org): Path<String>,
     Json(b): Json<ScimPolicy>,
 ) -> Result<Json<ScimPolicy>, ApiError> {
-    Ok(Json(muster_app::scim::set_policy(&s.app, &c, &org, b).await?))
+    Ok(Json(
+        muster_app::scim::set_policy(&s.app, &c, &org, b).await?,
+    ))
 }
