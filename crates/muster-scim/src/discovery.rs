@@ -14,7 +14,6 @@ pub const BULK_MAX_PAYLOAD: usize = 1024 * 1024;
 pub fn service_provider_config(base: &str, bulk: bool) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "documentationUri": "https://github.com/muster-id/muster/blob/main/docs/guide.md#scim",
         "patch": {"supported": true},
         "bulk": {
             "supported": bulk,

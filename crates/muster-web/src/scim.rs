@@ -134,8 +134,16 @@ impl IntoResponse for Scim {
         let Some(body) = self.body else {
             return self.status.into_response();
         };
-        let etag = body["meta"]["version"].as_str().map(str::to_owned);
-        let location = body["meta"]["location"].as_str().map(str::to_owned);
+        let etag = body
+            .pointer("/meta/version")
+            .unwrap_or(&Value::Null)
+            .as_str()
+            .map(str::to_owned);
+        let location = body
+            .pointer("/meta/location")
+            .unwrap_or(&Value::Null)
+            .as_str()
+            .map(str::to_owned);
         let mut res = (self.status, axum::Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(
@@ -283,7 +291,11 @@ async fn get_one(
         Resource::Group => app::groups::get(&s.app, &c, &b, &id, &p).await?,
     };
     // If-None-Match on a read: 304 when the client's copy is current.
-    let version = doc["meta"]["version"].as_str().unwrap_or("");
+    let version = doc
+        .pointer("/meta/version")
+        .unwrap_or(&Value::Null)
+        .as_str()
+        .unwrap_or("");
     let fresh = preconditions(&headers).if_none_match.is_some_and(|m| {
         m.split(',').any(|t| {
             t.trim() == "*" || t.trim().trim_start_matches("W/") == version.trim_start_matches("W/")

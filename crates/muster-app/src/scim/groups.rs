@@ -128,6 +128,9 @@ pub async fn list(app: &App, caller: &Caller, base: &str, params: &ListParams) -
     plan.finish(Resource::Group, docs)
 }
 
+/// A member's id and the type the client gave (`User`/`Group`), if any.
+type MemberRef = (String, Option<String>);
+
 /// Resolves a member id to a user or a group of this organization.
 async fn member_kind(
     tx: &mut Tx,
@@ -159,7 +162,7 @@ async fn set_members(
     caller: &Caller,
     org_id: &str,
     group_id: &str,
-    wanted: &[(String, Option<String>)],
+    wanted: &[MemberRef],
 ) -> Result<()> {
     let current = muster_store::groups::member_ids_in(tx, group_id).await?;
     for (is_group, id) in &current {
@@ -311,7 +314,7 @@ pub async fn replace(
 
 /// A membership-only operation: `add members`, `remove members` with a value
 /// list, or `remove members[value eq "…"]`. Returns `(add, ids)`.
-fn member_delta(op: &Operation) -> Option<(bool, Vec<(String, Option<String>)>)> {
+fn member_delta(op: &Operation) -> Option<(bool, Vec<MemberRef>)> {
     let path = op.path.as_ref()?;
     if !path.attr.name.eq_ignore_ascii_case("members")
         || path.attr.sub.is_some()

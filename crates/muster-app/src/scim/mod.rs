@@ -231,7 +231,10 @@ impl Plan {
                 let rest: Vec<Value> = hits
                     .into_iter()
                     .filter(|d| {
-                        after.is_empty() || d["id"].as_str().is_some_and(|i| i > after.as_str())
+                        after.is_empty()
+                            || d.get("id")
+                                .and_then(Value::as_str)
+                                .is_some_and(|i| i > after.as_str())
                     })
                     .collect();
                 let more = rest.len() > self.count;
@@ -239,7 +242,7 @@ impl Plan {
                 let next = more
                     .then(|| {
                         page.last()
-                            .and_then(|d| d["id"].as_str())
+                            .and_then(|d| d.get("id").and_then(Value::as_str))
                             .map(str::to_owned)
                     })
                     .flatten();

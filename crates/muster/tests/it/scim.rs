@@ -197,7 +197,9 @@ async fn bad_input_gets_the_right_scim_type_and_changes_nothing(t: TestApp) {
     let id = u["id"].as_str().unwrap().to_owned();
     let before = t.fingerprint().await;
     let patch = |ops: Value| json!({"schemas": [PATCH], "Operations": ops});
-    let cases: Vec<(&str, String, Option<Value>, u16, Option<&str>)> = vec![
+    // (method, path, body, status, scimType)
+    type Case<'a> = (&'a str, String, Option<Value>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/Users?filter=userName%20xx%20%22a%22".into(),
