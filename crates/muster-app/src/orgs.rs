@@ -167,3 +167,56 @@ pub async fn rename(app: &App, caller: &Caller, slug: &str, name: &str) -> Resul
     tx.commit().await?;
     Ok(OrgRow { name, ..org }.into())
 }
+
+/// One key of the organization's settings document (its policies): reads the
+/// current value, lets `decide` produce the new one, stores it and writes the
+/// audit event, in one transaction. Every policy change goes through here.
+pub(crate) async fn update_setting<T>(
+    app: &App,
+    caller: &Caller,
+    org_id: &str,
+    key: &str,
+    action: &str,
+    new: &T,
+) -> Result<()>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    let mut tx = app.db.begin().await?;
+    let row = muster_store::orgs::get_in(&mut tx, org_id)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&row.settings).unwrap_or_else(|_| serde_json::json!({}));
+    let before: T = settings
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    if let Some(o) = settings.as_object_mut() {
+        o.insert(key.to_owned(), serde_json::json!(new));
+    }
+    muster_store::orgs::update_settings(&mut tx, org_id, &settings.to_string(), app.now_ms())
+        .await?;
+    let ev = Event::new(org_id, action)
+        .target("organization", org_id)
+        .change(key, &before, new)
+        .security();
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One key of the organization's settings, or its default.
+pub(crate) async fn setting<T>(app: &App, org_id: &str, key: &str) -> Result<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    let org = muster_store::orgs::by_id(&app.db, org_id)
+        .await?
+        .ok_or(AppError::NotFound("organization"))?;
+    let settings: serde_json::Value = serde_json::from_str(&org.settings).unwrap_or_default();
+    Ok(settings
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default())
+}

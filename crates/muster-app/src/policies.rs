@@ -1,12 +1,10 @@
 //! Organization policies that every user inherits (DESIGN.md, Policies),
 //! stored in the organization's settings. Today: the password policy.
 
-use crate::audit::{self, Event};
 use crate::caller::org_with;
 use crate::{App, AppError, Caller, Result};
 use muster_core::Permission;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -71,19 +69,9 @@ impl PasswordPolicy {
     }
 }
 
-fn read(settings: &str) -> PasswordPolicy {
-    serde_json::from_str::<Value>(settings)
-        .ok()
-        .and_then(|s| serde_json::from_value(s.get("password_policy")?.clone()).ok())
-        .unwrap_or_default()
-}
-
 /// The policy of the organization `org_id`.
 pub(crate) async fn password_policy(app: &App, org_id: &str) -> Result<PasswordPolicy> {
-    let org = muster_store::orgs::by_id(&app.db, org_id)
-        .await?
-        .ok_or(AppError::NotFound("organization"))?;
-    Ok(read(&org.settings))
+    crate::orgs::setting(app, org_id, "password_policy").await
 }
 
 pub async fn get_password_policy(
@@ -105,23 +93,15 @@ pub async fn set_password_policy(
     if !(8..=128).contains(&new.min_length) {
         return Err(AppError::invalid("min_length", "must be between 8 and 128"));
     }
-    let mut tx = app.db.begin().await?;
-    let row = muster_store::orgs::get_in(&mut tx, &org.id)
-        .await?
-        .ok_or(AppError::NotFound("organization"))?;
-    let before = read(&row.settings);
-    let mut settings: Value = serde_json::from_str(&row.settings).unwrap_or_else(|_| json!({}));
-    if let Some(o) = settings.as_object_mut() {
-        o.insert("password_policy".into(), json!(new));
-    }
-    muster_store::orgs::update_settings(&mut tx, &org.id, &settings.to_string(), app.now_ms())
-        .await?;
-    let ev = Event::new(&org.id, "policy.password_changed")
-        .target("organization", &org.id)
-        .change("password_policy", &before, &new)
-        .security();
-    audit::record(app, &mut tx, caller, ev).await?;
-    tx.commit().await?;
+    crate::orgs::update_setting(
+        app,
+        caller,
+        &org.id,
+        "password_policy",
+        "policy.password_changed",
+        &new,
+    )
+    .await?;
     Ok(new)
 }
 

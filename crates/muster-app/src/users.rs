@@ -369,6 +369,11 @@ pub async fn update(
     if ev.changes.is_empty() {
         return row.try_into();
     }
+    if row.managed_by == ManagedBy::Scim.as_str() {
+        // Allowed, but the IdP is the source of truth: its next write of
+        // these attributes replaces them (see `GET …/users/{id}/drift`).
+        ev = ev.detail("overridable_by_idp", true);
+    }
     row.email = email.as_str().to_owned();
     row.user_name = edited.user_name;
     row.display_name = edited.profile.display_name.clone();

@@ -3,6 +3,7 @@
 //! Nothing here does I/O; the store turns filters into SQL and the app runs
 //! the use cases.
 
+pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod eval;

@@ -257,7 +257,6 @@ pub fn parse_user(doc: &Value) -> Result<UserInput> {
 pub struct MemberDoc<'a> {
     pub id: &'a str,
     pub is_group: bool,
-    pub display: &'a str,
 }
 
 pub struct GroupDoc<'a> {
@@ -428,7 +427,6 @@ mod tests {
         let members = [MemberDoc {
             id: "u1",
             is_group: false,
-            display: "a",
         }];
         let mut d = GroupDoc {
             base: "b",

@@ -162,9 +162,17 @@ pub fn scim_error(e: &muster_scim::ScimError) -> Response {
 
 impl IntoResponse for ScimApiError {
     fn into_response(self) -> Response {
-        use AppError as E;
-        use muster_scim::{ScimError, ScimType};
-        let e = match self.0 {
+        scim_error(&scim_error_of(self.0))
+    }
+}
+
+/// The SCIM error for a use-case error: the one mapping, used for whole
+/// responses and for each operation of a Bulk request.
+pub fn scim_error_of(e: AppError) -> muster_scim::ScimError {
+    use AppError as E;
+    use muster_scim::{ScimError, ScimType};
+    {
+        match e {
             E::Scim(e) => e,
             E::NotFound(what) => ScimError::status(404, format!("{what} not found")),
             E::Invalid { field, message } => ScimError::value(match field {
@@ -192,7 +200,6 @@ impl IntoResponse for ScimApiError {
                     "something went wrong on our side; quote the x-request-id header when reporting it",
                 )
             }
-        };
-        scim_error(&e)
+        }
     }
 }

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod ops;
 mod scim;
+mod scim_bulk;
 
 pub use error::ApiError;
 pub use ops::metrics_handle;

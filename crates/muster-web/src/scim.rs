@@ -106,14 +106,14 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Sci
 }
 
 /// A SCIM JSON answer with the headers the RFC asks for.
-struct Scim {
+pub(crate) struct Scim {
     status: StatusCode,
     body: Option<Value>,
     location: bool,
 }
 
 impl Scim {
-    fn ok(body: Value) -> Self {
+    pub(crate) fn ok(body: Value) -> Self {
         Self {
             status: StatusCode::OK,
             body: Some(body),
@@ -162,7 +162,7 @@ impl IntoResponse for Scim {
     }
 }
 
-fn base(s: &AppState) -> String {
+pub(crate) fn base(s: &AppState) -> String {
     format!("{}/scim/v2", s.public_url.trim_end_matches('/'))
 }
 
@@ -184,7 +184,7 @@ struct ProjectionParams {
 type Result<T> = std::result::Result<T, ScimApiError>;
 
 async fn spc(State(s): State<AppState>) -> Scim {
-    Scim::ok(discovery::service_provider_config(&base(&s), false))
+    Scim::ok(discovery::service_provider_config(&base(&s), true))
 }
 
 async fn resource_types(State(s): State<AppState>) -> Scim {
@@ -439,6 +439,16 @@ pub fn router() -> Router<AppState> {
             get(schema_by_id).fallback(method_not_allowed),
         )
         .route("/.search", post(root_search).fallback(method_not_allowed))
+        .route(
+            "/Bulk",
+            post(crate::scim_bulk::bulk)
+                .fallback(method_not_allowed)
+                // Read up to twice the advertised limit, so that a body over
+                // it gets the SCIM 413 rather than being cut off unread.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    2 * discovery::BULK_MAX_PAYLOAD,
+                )),
+        )
         .merge(resources)
         .fallback(not_found)
 }

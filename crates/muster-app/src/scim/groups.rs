@@ -31,7 +31,6 @@ async fn render(app: &App, base: &str, g: &GroupRow, with_members: bool) -> Resu
             .map(|m| MemberDoc {
                 id: &m.id,
                 is_group: m.kind == "group",
-                display: &m.display,
             })
             .collect()
     });

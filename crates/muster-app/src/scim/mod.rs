@@ -46,14 +46,7 @@ pub enum ExistingEmail {
 }
 
 pub(crate) async fn policy(app: &App, org_id: &str) -> Result<ScimPolicy> {
-    let org = muster_store::orgs::by_id(&app.db, org_id)
-        .await?
-        .ok_or(AppError::NotFound("organization"))?;
-    let settings: Value = serde_json::from_str(&org.settings).unwrap_or(Value::Null);
-    Ok(settings
-        .get("scim")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default())
+    crate::orgs::setting(app, org_id, "scim").await
 }
 
 /// The organization's SCIM policy, for administrators.
@@ -71,26 +64,7 @@ pub async fn set_policy(
 ) -> Result<ScimPolicy> {
     let org =
         crate::caller::org_with(app, caller, org_slug, muster_core::Permission::ScimManage).await?;
-    let mut tx = app.db.begin().await?;
-    let row = muster_store::orgs::get_in(&mut tx, &org.id)
-        .await?
-        .ok_or(AppError::NotFound("organization"))?;
-    let mut settings: Value = serde_json::from_str(&row.settings).unwrap_or_else(|_| json!({}));
-    let before: ScimPolicy = settings
-        .get("scim")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    if let Some(o) = settings.as_object_mut() {
-        o.insert("scim".into(), json!(new));
-    }
-    muster_store::orgs::update_settings(&mut tx, &org.id, &settings.to_string(), app.now_ms())
-        .await?;
-    let ev = crate::audit::Event::new(&org.id, "scim.policy_changed")
-        .target("organization", &org.id)
-        .change("scim_policy", &before, &new)
-        .security();
-    crate::audit::record(app, &mut tx, caller, ev).await?;
-    tx.commit().await?;
+    crate::orgs::update_setting(app, caller, &org.id, "scim", "scim.policy_changed", &new).await?;
     Ok(new)
 }
 

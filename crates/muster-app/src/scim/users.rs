@@ -541,3 +541,75 @@ pub async fn delete(app: &App, caller: &Caller, id: &str, pre: &Preconditions) -
     tx.commit().await?;
     Ok(())
 }
+
+/// An attribute the IdP manages whose local value differs from what the IdP
+/// last wrote: the IdP's next write of it will replace the local value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Drift {
+    /// SCIM attribute path, e.g. `title`, `name.givenName`,
+    /// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`.
+    pub attribute: String,
+    #[schema(value_type = Object)]
+    pub idp_value: Value,
+    /// `null` when the attribute was removed locally.
+    #[schema(value_type = Object)]
+    pub local_value: Value,
+}
+
+/// Flattens a SCIM document into attribute paths: objects recurse (with the
+/// extension URN joined by ':'), lists and scalars are leaves.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(o) => {
+            for (k, inner) in o {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else if muster_scim::schema::SCHEMA_URNS.contains(&prefix) {
+                    format!("{prefix}:{k}")
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, inner, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+fn lookup_path(doc: &Value, path: &str) -> Value {
+    let mut all = Vec::new();
+    flatten("", doc, &mut all);
+    all.into_iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, v)| v)
+        .unwrap_or(Value::Null)
+}
+
+/// `GET /api/v1/orgs/{org}/users/{id}/drift`: the local values the IdP will
+/// overwrite at its next write.
+pub async fn drift(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<Vec<Drift>> {
+    let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
+    let row = muster_store::users::get(&app.db, &org.id, id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let Some(stored) = muster_store::scim::idp_values_of(&app.db, &org.id, id).await? else {
+        return Ok(vec![]);
+    };
+    let idp: Value = serde_json::from_str(&stored).unwrap_or(Value::Null);
+    let local: Value =
+        serde_json::from_str(&idp_values(&render(".", &row, None))).unwrap_or(Value::Null);
+    let mut written = Vec::new();
+    flatten("", &idp, &mut written);
+    Ok(written
+        .into_iter()
+        .filter(|(path, _)| path != "active")
+        .filter_map(|(attribute, idp_value)| {
+            let local_value = lookup_path(&local, &attribute);
+            (local_value != idp_value).then_some(Drift {
+                attribute,
+                idp_value,
+                local_value,
+            })
+        })
+        .collect())
+}

@@ -18,6 +18,7 @@ mod groups;
 mod ops;
 mod schema;
 mod scim;
+mod scim_bulk;
 mod scim_idp;
 
 pub use muster_testkit::{TestApp, both};

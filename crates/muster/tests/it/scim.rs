@@ -973,3 +973,72 @@ async fn pushed_passwords_follow_the_policy_and_are_never_echoed(t: TestApp) {
     assert_eq!(s, 201);
 }
 both!(pushed_passwords_follow_the_policy_and_are_never_echoed);
+
+async fn local_edits_of_idp_managed_attributes_show_as_drift_until_the_next_sync(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let tok = scim_token(&t, &admin, "acme").await;
+    let u = new_user(
+        &t,
+        &tok,
+        "hal",
+        json!({"title": "Engineer", "name": {"givenName": "Hal"}}),
+    )
+    .await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let drift_path = format!("/api/v1/orgs/acme/users/{id}/drift");
+    let (s, d) = t.call("GET", &drift_path, Some(&admin), None).await;
+    assert_eq!((s.as_u16(), d.clone()), (200, json!([])));
+    let (s, v) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/acme/users/{id}"),
+            Some(&admin),
+            Some(json!({"profile": {"title": "Local title", "given_name": "Hally"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, d) = t.call("GET", &drift_path, Some(&admin), None).await;
+    assert_eq!(
+        d,
+        json!([
+            {"attribute": "name.givenName", "idp_value": "Hal", "local_value": "Hally"},
+            {"attribute": "title", "idp_value": "Engineer", "local_value": "Local title"}
+        ])
+    );
+    t.app.seal_all().await.unwrap();
+    let (_, events) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/audit-events?target={id}&action=user.updated"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let local = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["actor_kind"] != "scim_token")
+        .unwrap();
+    assert!(local.to_string().contains("overridable_by_idp"), "{local}");
+    // The IdP's next write wins, and the drift is gone.
+    let (s, _, v) = scim(&t, "PATCH", &format!("/Users/{id}"), &tok, Some(json!({"schemas": [PATCH],
+        "Operations": [{"op": "replace", "value": {"title": "Staff Engineer", "name.givenName": "Hal"}}]})), &[]).await;
+    assert_eq!(
+        (s.as_u16(), v["title"].clone()),
+        (200, json!("Staff Engineer"))
+    );
+    let (_, d) = t.call("GET", &drift_path, Some(&admin), None).await;
+    assert_eq!(d, json!([]));
+    // Users that never came from an IdP have no drift; other tenants' users are not found.
+    let (_, d) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/users/{}/drift", "nope"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(d["status"], 404);
+}
+both!(local_edits_of_idp_managed_attributes_show_as_drift_until_the_next_sync);

@@ -137,3 +137,17 @@ pub async fn lifecycle(
     let user = muster_app::users::transition(&s.app, &c, &org, &id, event).await?;
     Ok(Json(user.ok_or(AppError::NotFound("user"))?))
 }
+
+/// What the organization's IdP manages and will overwrite: each attribute it
+/// last wrote over SCIM whose local value now differs.
+#[utoipa::path(get, path = "/orgs/{org}/users/{id}/drift", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Vec<muster_app::scim::users::Drift>), (status = 404, body = crate::error::Problem)))]
+pub async fn drift(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Vec<muster_app::scim::users::Drift>>, ApiError> {
+    Ok(Json(
+        muster_app::scim::users::drift(&s.app, &c, &org, &id).await?,
+    ))
+}

@@ -1,0 +1,227 @@
+//! `POST /scim/v2/Bulk` (RFC 7644 §3.7). Each operation runs through the same
+//! use cases as its single-request twin, with the same SCIM token, so tenant
+//! isolation and every check hold per operation. Operations run in request
+//! order, except that one referring to a `bulkId` not yet created waits for
+//! it (§3.7.2); references that can never resolve (unknown, circular, or to
+//! a failed operation) fail with 409.
+
+use crate::AppState;
+use crate::error::{ScimApiError, scim_error_of};
+use crate::scim::{Scim, ScimAuth, base};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use muster_app::scim::{self as app, Preconditions};
+use muster_app::{AppError, Caller};
+use muster_scim::ScimError;
+use muster_scim::bulk::{self, Method, Operation};
+use muster_scim::schema::Resource;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// One operation, as its single-request twin would run it: `(status, body)`.
+async fn run(
+    s: &AppState,
+    c: &Caller,
+    b: &str,
+    op: &Operation,
+) -> Result<(u16, Option<Value>), AppError> {
+    let (res, id) = bulk::target(&op.path)?;
+    let pre = Preconditions {
+        if_match: op.version.clone(),
+        if_none_match: None,
+    };
+    let data = op.data.clone().unwrap_or(Value::Null);
+    let need_id = || {
+        id.ok_or_else(|| {
+            AppError::from(ScimError::path(
+                "this method needs /Users/{id} or /Groups/{id}",
+            ))
+        })
+    };
+    match (op.method, res) {
+        (Method::Post, _) if id.is_some() => {
+            Err(ScimError::path("POST goes to /Users or /Groups").into())
+        }
+        (Method::Post, Resource::User) => {
+            Ok((201, Some(app::users::create(&s.app, c, b, data).await?)))
+        }
+        (Method::Post, Resource::Group) => {
+            Ok((201, Some(app::groups::create(&s.app, c, b, data).await?)))
+        }
+        (Method::Put, Resource::User) => Ok((
+            200,
+            Some(app::users::replace(&s.app, c, b, need_id()?, data, &pre).await?),
+        )),
+        (Method::Put, Resource::Group) => Ok((
+            200,
+            Some(app::groups::replace(&s.app, c, b, need_id()?, data, &pre).await?),
+        )),
+        (Method::Patch, Resource::User) => Ok((
+            200,
+            Some(app::users::patch(&s.app, c, b, need_id()?, data, &pre).await?),
+        )),
+        (Method::Patch, Resource::Group) => {
+            match app::groups::patch(&s.app, c, b, need_id()?, data, &pre).await? {
+                Some((doc, _)) => Ok((200, Some(doc))),
+                None => Ok((204, None)),
+            }
+        }
+        (Method::Delete, Resource::User) => {
+            app::users::delete(&s.app, c, need_id()?, &pre).await?;
+            Ok((204, None))
+        }
+        (Method::Delete, Resource::Group) => {
+            app::groups::delete(&s.app, c, need_id()?, &pre).await?;
+            Ok((204, None))
+        }
+    }
+}
+
+fn result(op: &Operation, status: u16, body: Option<&Value>, error: Option<&ScimError>) -> Value {
+    let mut r = json!({"method": op.method.as_str(), "status": status.to_string()});
+    if let Some(o) = r.as_object_mut() {
+        if let Some(b) = &op.bulk_id {
+            o.insert("bulkId".into(), json!(b));
+        }
+        if let Some(doc) = body {
+            if let Some(l) = doc.pointer("/meta/location") {
+                o.insert("location".into(), l.clone());
+            }
+            if let Some(v) = doc.pointer("/meta/version") {
+                o.insert("version".into(), v.clone());
+            }
+        }
+        if let Some(e) = error {
+            o.insert("response".into(), e.body());
+        }
+    }
+    r
+}
+
+pub async fn bulk(
+    State(s): State<AppState>,
+    ScimAuth(c): ScimAuth,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Scim, ScimApiError> {
+    // Bodies far over the limit are cut off while being read; answer those
+    // in the SCIM error schema too.
+    let body = body.map_err(|_| ScimError {
+        status: 413,
+        scim_type: None,
+        detail: format!(
+            "a bulk request may carry at most {} bytes",
+            muster_scim::discovery::BULK_MAX_PAYLOAD
+        ),
+    })?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !essence.is_empty() && essence != "application/scim+json" && essence != "application/json" {
+        return Err(ScimError::syntax(
+            "send the body as application/scim+json or application/json",
+        )
+        .into());
+    }
+    bulk::check_size(body.len())?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| {
+        ScimError::syntax(format!(
+            "the body is not valid JSON: {}",
+            muster_app::users::clean_serde(&e.to_string())
+        ))
+    })?;
+    let req = bulk::parse(&v)?;
+    let b = base(&s);
+    let mut created: HashMap<String, String> = HashMap::new();
+    let mut failed_ids: Vec<String> = Vec::new();
+    let mut results: Vec<Option<Value>> = vec![None; req.operations.len()];
+    let mut errors = 0usize;
+    let mut pending: Vec<usize> = (0..req.operations.len()).collect();
+    'passes: while !pending.is_empty() {
+        let mut progressed = false;
+        let mut still = Vec::new();
+        for i in pending {
+            let Some(op) = req.operations.get(i) else {
+                continue;
+            };
+            let refs = bulk::references(op);
+            let dead = refs.iter().find(|r| {
+                failed_ids.contains(r)
+                    || !req
+                        .operations
+                        .iter()
+                        .any(|o| o.bulk_id.as_deref() == Some(r.as_str()))
+            });
+            if let Some(r) = dead {
+                let e = ScimError::status(
+                    409,
+                    format!("bulkId '{r}' names no operation that succeeded"),
+                );
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(result(op, 409, None, Some(&e)));
+                }
+                failed_ids.extend(op.bulk_id.clone());
+                errors += 1;
+                progressed = true;
+            } else if refs.iter().any(|r| !created.contains_key(r)) {
+                still.push(i);
+                continue;
+            } else {
+                let mut op = op.clone();
+                bulk::resolve(&mut op, &created);
+                let outcome = run(&s, &c, &b, &op).await;
+                progressed = true;
+                let r = match outcome {
+                    Ok((status, doc)) => {
+                        if let (Some(bid), Some(id)) = (
+                            &op.bulk_id,
+                            doc.as_ref()
+                                .and_then(|d| d.get("id"))
+                                .and_then(Value::as_str),
+                        ) {
+                            created.insert(bid.clone(), id.to_owned());
+                        }
+                        result(&op, status, doc.as_ref(), None)
+                    }
+                    Err(e) => {
+                        let e = scim_error_of(e);
+                        failed_ids.extend(op.bulk_id.clone());
+                        errors += 1;
+                        result(&op, e.status, None, Some(&e))
+                    }
+                };
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(r);
+                }
+            }
+            if req.fail_on_errors.is_some_and(|n| errors >= n) {
+                break 'passes;
+            }
+        }
+        if !progressed {
+            // Only circular references are left.
+            for i in still {
+                if let (Some(op), Some(slot)) = (req.operations.get(i), results.get_mut(i)) {
+                    let e = ScimError::status(409, "circular bulkId references");
+                    *slot = Some(result(op, 409, None, Some(&e)));
+                }
+            }
+            break;
+        }
+        pending = still;
+    }
+    // RFC 7644 §3.7.3: once failOnErrors is reached, operations not run are
+    // left out of the response.
+    let ops: Vec<Value> = results.into_iter().flatten().collect();
+    Ok(Scim::ok(
+        json!({"schemas": [muster_scim::BULK_RESPONSE], "Operations": ops}),
+    ))
+}
