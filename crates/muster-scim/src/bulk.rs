@@ -61,11 +61,7 @@ pub fn parse(body: &Value) -> Result<Request> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::syntax("the body must be a BulkRequest object"))?;
-    let field = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    let field = |name: &str| crate::normalize::member(obj, name);
     let listed = field("schemas")
         .and_then(Value::as_array)
         .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(crate::BULK_REQUEST)));
@@ -101,11 +97,7 @@ pub fn parse(body: &Value) -> Result<Request> {
             let o = op
                 .as_object()
                 .ok_or_else(|| ScimError::syntax("each operation must be an object"))?;
-            let get = |name: &str| {
-                o.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            };
+            let get = |name: &str| crate::normalize::member(o, name);
             let method = match get("method")
                 .and_then(Value::as_str)
                 .map(str::to_ascii_uppercase)

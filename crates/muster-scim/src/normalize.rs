@@ -131,6 +131,14 @@ pub fn put(doc: &mut Map<String, Value>, ext: Option<&str>, attr: &Attr, v: Valu
     }
 }
 
+/// A member of a request object by case-insensitive name (RFC 7644 §3.10:
+/// `Operations`, `op`, `failOnErrors`… are not case-sensitive).
+pub fn member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
 /// Reads `attr` from a canonical document.
 pub fn get<'a>(doc: &'a Map<String, Value>, ext: Option<&str>, attr: &Attr) -> Option<&'a Value> {
     match ext {

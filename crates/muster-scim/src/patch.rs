@@ -85,11 +85,7 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::syntax("the body must be a PatchOp object"))?;
-    let field = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    let field = |name: &str| crate::normalize::member(obj, name);
     let schemas_ok = field("schemas")
         .and_then(Value::as_array)
         .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(crate::PATCH_OP)));
@@ -116,11 +112,7 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>> {
             let o = op
                 .as_object()
                 .ok_or_else(|| ScimError::syntax("each operation must be an object"))?;
-            let get = |name: &str| {
-                o.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            };
+            let get = |name: &str| crate::normalize::member(o, name);
             let kind = match get("op")
                 .and_then(Value::as_str)
                 .map(str::to_ascii_lowercase)

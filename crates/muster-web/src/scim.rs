@@ -46,6 +46,24 @@ impl FromRequestParts<AppState> for ScimAuth {
     }
 }
 
+/// RFC 7644 §3.1: a body is `application/scim+json`; `application/json` is
+/// accepted too, as IdPs send it. No content type at all is let through.
+pub(crate) fn check_content_type(h: &HeaderMap) -> Result<()> {
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.is_empty() && essence != "application/scim+json" && essence != "application/json" {
+        return Err(ScimError::syntax(format!(
+            "send the body as application/scim+json or application/json, not {essence}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// A JSON body sent as `application/scim+json` or `application/json`.
 pub struct ScimJson(pub Value);
 
@@ -53,22 +71,7 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     type Rejection = ScimApiError;
 
     async fn from_request(req: Request, state: &S) -> std::result::Result<Self, Self::Rejection> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-        if !essence.is_empty()
-            && essence != "application/scim+json"
-            && essence != "application/json"
-        {
-            return Err(ScimError::syntax(format!(
-                "send the body as application/scim+json or application/json, not {essence}"
-            ))
-            .into());
-        }
+        check_content_type(req.headers())?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ScimError::status(413, "the request body is too large"))?;

@@ -7,10 +7,10 @@
 
 use crate::AppState;
 use crate::error::{ScimApiError, scim_error_of};
-use crate::scim::{Scim, ScimAuth, base};
+use crate::scim::{Scim, ScimAuth, base, check_content_type};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use muster_app::scim::{self as app, Preconditions};
 use muster_app::{AppError, Caller};
 use muster_scim::ScimError;
@@ -115,22 +115,7 @@ pub async fn bulk(
             muster_scim::discovery::BULK_MAX_PAYLOAD
         ),
     })?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if !essence.is_empty() && essence != "application/scim+json" && essence != "application/json" {
-        return Err(ScimError::syntax(
-            "send the body as application/scim+json or application/json",
-        )
-        .into());
-    }
+    check_content_type(&headers)?;
     bulk::check_size(body.len())?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| {
         ScimError::syntax(format!(

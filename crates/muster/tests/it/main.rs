@@ -20,6 +20,7 @@ mod schema;
 mod scim;
 mod scim_bulk;
 mod scim_idp;
+mod scim_lifecycle;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;
