@@ -263,6 +263,31 @@ async fn pushed_passwords_follow_the_policy_and_are_never_echoed(t: TestApp) {
     let weak = json!({"userName": "gus", "password": "lowercase-only", "emails": [{"value": "gus@example.com"}]});
     let (s, _, v) = scim(&t, "POST", "/Users", &tok, Some(weak.clone()), &[]).await;
     assert_scim_error(s, &v, 400, Some("invalidValue"));
+    // A bad policy is refused and changes nothing.
+    for bad in [
+        json!({"rule": "length", "min_length": 4}),
+        json!({"rule": "none"}),
+        json!({"min_length": "8"}),
+    ] {
+        let (s, v) = t
+            .call(
+                "PUT",
+                "/api/v1/orgs/acme/password-policy",
+                Some(&admin),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, 422, "{bad}: {v}");
+    }
+    let (_, p) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/password-policy",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(p, json!({"rule": "complexity", "min_length": 8}));
     let (s, v) = t
         .call(
             "PUT",
