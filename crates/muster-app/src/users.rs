@@ -167,14 +167,14 @@ pub async fn create(
 
 /// Writes a new user with its role assignments and its `user.created` event,
 /// all or nothing: the one way users come into existence, from every surface.
-/// `note` adds detail to the event (how a SCIM account was matched, say).
+/// `idp_values` is what a SCIM IdP wrote, stored in the same transaction.
 pub(crate) async fn insert_new_user(
     app: &App,
     caller: &Caller,
     org: &crate::caller::OrgRef,
     row: UserRow,
     role_keys: &[String],
-    note: Option<(&str, &str)>,
+    idp_values: Option<&str>,
 ) -> Result<UserView> {
     let now = row.created_at;
     let mut assignments: Vec<AssignmentRow> = Vec::new();
@@ -204,17 +204,14 @@ pub(crate) async fn insert_new_user(
         });
     }
     let granted: Vec<&str> = assignments.iter().map(|a| a.role_key.as_str()).collect();
-    let mut ev = Event::new(&org.id, "user.created")
+    let ev = Event::new(&org.id, "user.created")
         .target("user", &row.id)
         .change("email", (), &row.email)
         .change("state", (), &row.state)
         .detail("roles", &granted)
         .detail("source", &row.source);
-    if let Some((k, v)) = note {
-        ev = ev.detail(k, v);
-    }
     let event = audit::build(app, caller, ev);
-    muster_store::users::insert_new(&app.db, &row, &assignments, &event)
+    muster_store::users::insert_new(&app.db, &row, &assignments, &event, idp_values)
         .await
         .map_err(|e| conflict(e, USER_CONFLICTS))?;
     app.event_written();

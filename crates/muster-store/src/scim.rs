@@ -126,17 +126,17 @@ pub async fn idp_values_of(db: &Db, org_id: &str, user_id: &str) -> Result<Optio
 pub async fn set_idp_values(tx: &mut Tx, org_id: &str, user_id: &str, values: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO scim_user_values (user_id, org_id, idp_values) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id) DO UPDATE SET idp_values = excluded.idp_values, removed_at = NULL")
+         ON CONFLICT (user_id) DO UPDATE SET idp_values = excluded.idp_values")
         .bind(user_id).bind(org_id).bind(values).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-/// The IdP deleted the user; the account stays (deactivated) but SCIM no
-/// longer shows it.
-pub async fn mark_removed(tx: &mut Tx, org_id: &str, user_id: &str, now: i64) -> Result<()> {
+/// Shows or hides the user from SCIM: hidden once the IdP deleted it and the
+/// policy kept the account (deactivated); shown again when the IdP brings it
+/// back by its externalId. The count behind `totalResults` follows by trigger.
+pub async fn set_hidden(tx: &mut Tx, org_id: &str, user_id: &str, hidden: bool) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO scim_user_values (user_id, org_id, idp_values, removed_at) VALUES ($1, $2, '{}', $3)
-         ON CONFLICT (user_id) DO UPDATE SET removed_at = excluded.removed_at")
-        .bind(user_id).bind(org_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        "UPDATE users SET scim_hidden = $3 WHERE org_id = $1 AND id = $2 AND scim_hidden <> $3")
+        .bind(org_id).bind(user_id).bind(hidden).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

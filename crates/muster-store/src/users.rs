@@ -53,12 +53,16 @@ pub async fn insert_new(
     u: &UserRow,
     assignments: &[AssignmentRow],
     event: &StoredEvent,
+    idp_values: Option<&str>,
 ) -> Result<()> {
     let Db::Sqlite { write, .. } = db else {
         let mut tx = db.begin().await?;
         insert(&mut tx, u).await?;
         for a in assignments {
             crate::roles::assign(&mut tx, a).await?;
+        }
+        if let Some(v) = idp_values {
+            crate::scim::set_idp_values(&mut tx, &u.org_id, &u.id, v).await?;
         }
         crate::audit::insert(&mut tx, event).await?;
         return tx.commit().await;
@@ -82,6 +86,12 @@ pub async fn insert_new(
             params(&mut n, 10)
         ));
     }
+    if idp_values.is_some() {
+        sql.push_str(&format!(
+            "INSERT INTO scim_user_values (user_id, org_id, idp_values) VALUES ({}); ",
+            params(&mut n, 3)
+        ));
+    }
     let first_event_param = n + 1;
     sql.push_str(&format!(
         "INSERT INTO audit_events ({}) VALUES ({}); ",
@@ -95,6 +105,9 @@ pub async fn insert_new(
     let mut q = bind_user!(sqlx::query(sqlx::AssertSqlSafe(sql)), u);
     for a in assignments {
         q = bind_assignment!(q, a);
+    }
+    if let Some(v) = idp_values {
+        q = q.bind(&u.id).bind(&u.org_id).bind(v);
     }
     q = bind_event!(q, event);
     let mut conn = write.acquire().await?;
@@ -241,8 +254,9 @@ pub enum Lookup {
 
 /// Users the IdP deleted under a "deactivate" policy are kept but hidden
 /// from SCIM; every SCIM read adds this condition.
-const SCIM_VISIBLE: &str = "NOT EXISTS (SELECT 1 FROM scim_user_values s \
-    WHERE s.user_id = users.id AND s.removed_at IS NOT NULL)";
+/// Written as an equality so that `users_scim (org_id, scim_hidden, id)`
+/// serves it in id order on both databases.
+const SCIM_VISIBLE: &str = "scim_hidden = FALSE";
 
 /// SCIM lookups: by an indexed attribute, among users SCIM can see.
 pub async fn lookup(db: &Db, org_id: &str, by: &Lookup) -> Result<Vec<UserRow>> {
@@ -275,22 +289,112 @@ pub async fn scim_visible(db: &Db, org_id: &str, id: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// How many users SCIM sees in the organization.
+/// How many users SCIM sees in the organization: the sum of the shard rows
+/// the `users_scim_count` triggers keep (migration 0003).
 pub async fn count_scim(db: &Db, org_id: &str) -> Result<i64> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM users WHERE org_id = $1 AND {SCIM_VISIBLE}"
-    ));
-    Ok(on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).fetch_one(c).await)?)
+    Ok(on_db!(db, c => sqlx::query_scalar(COUNT_SCIM).bind(org_id).fetch_one(c).await)?)
 }
 
-/// One page by position (SCIM `startIndex`, RFC 7644 §3.4.2.4), in id order.
-pub async fn page_at(db: &Db, org_id: &str, offset: i64, limit: i64) -> Result<Vec<UserRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} ORDER BY id LIMIT $2 OFFSET $3"
-    ));
-    Ok(
-        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(limit).bind(offset).fetch_all(c).await)?,
-    )
+const COUNT_SCIM: &str =
+    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM scim_user_counts WHERE org_id = $1";
+
+/// A SCIM page of users in id order and the total it is a page of, read in one
+/// snapshot so that the two agree.
+pub struct ScimPage {
+    pub total: i64,
+    pub rows: Vec<UserRow>,
+}
+
+/// Where a SCIM page starts: a 0-based position (`startIndex`, RFC 7644
+/// §3.4.2.4) or after an id (a cursor, RFC 9865).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageStart {
+    Offset(i64),
+    After(Option<String>),
+}
+
+/// One page of the users SCIM sees. A position in the second half of the
+/// organization is read backwards from the end, so that no page skips more
+/// than half of the index: a page near the end of a million users costs what
+/// one near the start does. A cursor seeks the index directly: flat at any
+/// depth. `limit` 0 reads the total only.
+pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> Result<ScimPage> {
+    macro_rules! run {
+        ($tx:expr) => {{
+            let total: i64 = sqlx::query_scalar(COUNT_SCIM)
+                .bind(org_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+            let rows = if limit <= 0 {
+                Vec::new()
+            } else {
+                match start {
+                    PageStart::After(after) => {
+                        let sql = sqlx::AssertSqlSafe(format!(
+                            "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
+                             AND id > $2 ORDER BY id LIMIT $3"
+                        ));
+                        sqlx::query_as(sql)
+                            .bind(org_id)
+                            .bind(after.as_deref().unwrap_or(""))
+                            .bind(limit)
+                            .fetch_all(&mut *$tx)
+                            .await?
+                    }
+                    PageStart::Offset(off) if *off >= total => Vec::new(),
+                    PageStart::Offset(off) if off.saturating_mul(2) <= total => {
+                        let sql = sqlx::AssertSqlSafe(format!(
+                            "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
+                             ORDER BY id LIMIT $2 OFFSET $3"
+                        ));
+                        sqlx::query_as(sql)
+                            .bind(org_id)
+                            .bind(limit)
+                            .bind(*off)
+                            .fetch_all(&mut *$tx)
+                            .await?
+                    }
+                    PageStart::Offset(off) => {
+                        // Rows [off, off + limit) ascending are rows
+                        // [total - off - limit, total - off) descending.
+                        let end = total - off;
+                        let back_off = (end - limit).max(0);
+                        let sql = sqlx::AssertSqlSafe(format!(
+                            "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
+                             ORDER BY id DESC LIMIT $2 OFFSET $3"
+                        ));
+                        let mut rows: Vec<UserRow> = sqlx::query_as(sql)
+                            .bind(org_id)
+                            .bind(end - back_off)
+                            .bind(back_off)
+                            .fetch_all(&mut *$tx)
+                            .await?;
+                        rows.reverse();
+                        rows
+                    }
+                }
+            };
+            ScimPage { total, rows }
+        }};
+    }
+    match db {
+        Db::Sqlite { read, .. } => {
+            // A deferred transaction: its first read fixes the WAL snapshot.
+            let mut tx = read.begin().await?;
+            let page = run!(tx);
+            tx.rollback().await?;
+            Ok(page)
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            let page = run!(tx);
+            tx.rollback().await?;
+            Ok(page)
+        }
+    }
 }
 
 /// `update`, but only if the row is still at `version`: false when another

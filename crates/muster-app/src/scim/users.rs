@@ -122,37 +122,24 @@ pub async fn list(app: &App, caller: &Caller, base: &str, params: &ListParams) -
     let Some(f) = &plan.filter else {
         if plan.sort.is_none() {
             // The common unfiltered listing pages in the database.
-            let total = muster_store::users::count_scim(&app.db, &org.id).await?;
-            if plan.count == 0 {
-                return Ok(plan.response(Resource::User, total as usize, vec![], None));
-            }
-            let (rows, next) = match &plan.cursor {
-                Some(after) => {
-                    let q = muster_store::users::ListQuery {
-                        after: (!after.is_empty()).then(|| after.clone()),
-                        limit: plan.count as i64 + 1,
-                        scim_visible: true,
-                        ..Default::default()
-                    };
-                    let mut rows = muster_store::users::list(&app.db, &org.id, &q).await?;
-                    let more = rows.len() > plan.count;
-                    rows.truncate(plan.count);
-                    let next = more.then(|| rows.last().map(|r| r.id.clone())).flatten();
-                    (rows, next)
-                }
-                None => {
-                    let rows = muster_store::users::page_at(
-                        &app.db,
-                        &org.id,
-                        plan.start as i64 - 1,
-                        plan.count as i64,
-                    )
-                    .await?;
-                    (rows, None)
-                }
+            use muster_store::users::PageStart;
+            let start = match &plan.cursor {
+                Some(after) => PageStart::After((!after.is_empty()).then(|| after.clone())),
+                None => PageStart::Offset(plan.start as i64 - 1),
             };
+            // One row more than asked tells a cursor whether a next page exists.
+            let extra = i64::from(plan.cursor.is_some() && plan.count > 0);
+            let page =
+                muster_store::users::scim_page(&app.db, &org.id, &start, plan.count as i64 + extra)
+                    .await?;
+            let mut rows = page.rows;
+            let more = rows.len() > plan.count;
+            rows.truncate(plan.count);
+            let next = (plan.cursor.is_some() && more)
+                .then(|| rows.last().map(|r| r.id.clone()))
+                .flatten();
             let docs = load(rows).await?;
-            return Ok(plan.response(Resource::User, total as usize, docs, next));
+            return Ok(plan.response(Resource::User, page.total as usize, docs, next));
         }
         return plan.finish(Resource::User, load(scan(app, &org.id).await?).await?);
     };
@@ -340,12 +327,17 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
     let wants_active = input.active;
     apply_input(&mut row, input, hash, false);
     let id = row.id.clone();
-    insert_new_user(app, caller, &org, row, &["member".to_owned()], None)
-        .await
-        .map_err(uniqueness)?;
-    let mut tx = app.db.begin().await?;
-    muster_store::scim::set_idp_values(&mut tx, &org.id, &id, &idp_values(&doc)).await?;
-    tx.commit().await?;
+    let values = idp_values(&doc);
+    insert_new_user(
+        app,
+        caller,
+        &org,
+        row,
+        &["member".to_owned()],
+        Some(&values),
+    )
+    .await
+    .map_err(uniqueness)?;
     set_active(app, caller, &org, &id, state, wants_active).await?;
     let row = muster_store::users::get(&app.db, &org.id, &id)
         .await?
@@ -453,6 +445,9 @@ async fn write(
                 continue; // someone else wrote first: re-read and re-apply
             }
             muster_store::scim::set_idp_values(&mut tx, &org.id, id, &idp_values(&next)).await?;
+            if revive {
+                muster_store::scim::set_hidden(&mut tx, &org.id, id, false).await?;
+            }
             audit::record(app, &mut tx, caller, ev).await?;
             tx.commit().await?;
         }
@@ -533,7 +528,7 @@ pub async fn delete(app: &App, caller: &Caller, id: &str, pre: &Preconditions) -
         return Ok(());
     }
     let mut tx = app.db.begin().await?;
-    muster_store::scim::mark_removed(&mut tx, &org.id, id, app.now_ms()).await?;
+    muster_store::scim::set_hidden(&mut tx, &org.id, id, true).await?;
     let ev = Event::new(&org.id, "scim.user_deleted")
         .target("user", id)
         .detail("policy", "deactivate: the account and its history are kept");

@@ -21,6 +21,7 @@ mod scim;
 mod scim_bulk;
 mod scim_idp;
 mod scim_lifecycle;
+mod scim_paging;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;

@@ -1,0 +1,140 @@
+//! SCIM paging against the database: `startIndex` pages (read backwards past
+//! the middle) agree with cursor order at every position, and `totalResults`
+//! (kept by trigger) follows creations, IdP deletions, re-provisioning and
+//! hard deletes.
+
+use crate::scim::{new_user, scim, scim_token};
+use crate::*;
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<String> {
+    v["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every user SCIM sees, in id order, by cursor.
+async fn all_by_cursor(t: &TestApp, tok: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, _, v) = scim(
+            t,
+            "GET",
+            &format!("/Users?count=3&cursor={cursor}"),
+            tok,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["totalResults"].as_u64().unwrap() as usize >= out.len());
+        out.extend(ids(&v));
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => return out,
+        }
+    }
+}
+
+/// Checks every (startIndex, count) window against the cursor order.
+async fn assert_pages_agree(t: &TestApp, tok: &str, order: &[String]) {
+    let n = order.len();
+    for start in 1..=n + 2 {
+        for count in 1..=4 {
+            let (s, _, v) = scim(
+                t,
+                "GET",
+                &format!("/Users?startIndex={start}&count={count}"),
+                tok,
+                None,
+                &[],
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+            let from = (start - 1).min(n);
+            let to = (from + count).min(n);
+            assert_eq!(
+                ids(&v),
+                order[from..to].to_vec(),
+                "startIndex={start} count={count}"
+            );
+            assert_eq!(v["totalResults"], n, "startIndex={start} count={count}");
+            assert_eq!(v["itemsPerPage"], to - from);
+            assert_eq!(v["startIndex"], start);
+        }
+    }
+}
+
+async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let tok = scim_token(&t, &admin, "acme").await;
+    // Another organization's users count nowhere here.
+    let other = t.org_with_owner("globex").await;
+    let other_tok = scim_token(&t, &other, "globex").await;
+    new_user(&t, &other_tok, "stranger", json!({})).await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let v = new_user(
+            &t,
+            &tok,
+            &format!("u{i}"),
+            json!({"externalId": format!("X{i}")}),
+        )
+        .await;
+        made.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let order = all_by_cursor(&t, &tok).await;
+    assert_eq!(order.len(), 8, "the owner and seven users");
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "cursor pages are in id order");
+    assert_pages_agree(&t, &tok, &order).await;
+
+    // The IdP deletes a user (the default policy keeps the account): it leaves
+    // every page and the total; the same externalId brings it back.
+    let gone = made[3].clone();
+    let (s, _, _) = scim(&t, "DELETE", &format!("/Users/{gone}"), &tok, None, &[]).await;
+    assert_eq!(s, 204);
+    let order = all_by_cursor(&t, &tok).await;
+    assert_eq!(order.len(), 7);
+    assert!(!order.contains(&gone));
+    assert_pages_agree(&t, &tok, &order).await;
+    let back = new_user(&t, &tok, "u3", json!({"externalId": "X3"})).await;
+    assert_eq!(back["id"], gone.as_str());
+    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &tok, None, &[]).await;
+    assert_eq!(v["totalResults"], 8);
+
+    // Deleted for good under the "delete" policy: the total follows too.
+    let (s, _) = t
+        .call(
+            "PUT",
+            "/api/v1/orgs/acme/scim-policy",
+            Some(&admin),
+            Some(json!({"delete": "delete"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = scim(
+        &t,
+        "DELETE",
+        &format!("/Users/{}", made[0]),
+        &tok,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 204);
+    let order = all_by_cursor(&t, &tok).await;
+    assert_eq!(order.len(), 7);
+    assert_pages_agree(&t, &tok, &order).await;
+    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &other_tok, None, &[]).await;
+    assert_eq!(
+        v["totalResults"], 2,
+        "the other organization: its owner and one user"
+    );
+}
+both!(start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle);
