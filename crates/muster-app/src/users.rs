@@ -176,6 +176,23 @@ pub(crate) async fn insert_new_user(
     role_keys: &[String],
     idp_values: Option<&str>,
 ) -> Result<UserView> {
+    let (assignments, event) = new_user_parts(app, caller, org, &row, role_keys).await?;
+    muster_store::users::insert_new(&app.db, &row, &assignments, &event, idp_values)
+        .await
+        .map_err(|e| conflict(e, USER_CONFLICTS))?;
+    created(app, 1);
+    row.try_into()
+}
+
+/// What is written with a new user: its role assignments (checked against
+/// what the caller may grant) and its `user.created` event.
+pub(crate) async fn new_user_parts(
+    app: &App,
+    caller: &Caller,
+    org: &crate::caller::OrgRef,
+    row: &UserRow,
+    role_keys: &[String],
+) -> Result<(Vec<AssignmentRow>, muster_core::audit::StoredEvent)> {
     let now = row.created_at;
     let mut assignments: Vec<AssignmentRow> = Vec::new();
     for key in role_keys {
@@ -210,13 +227,13 @@ pub(crate) async fn insert_new_user(
         .change("state", (), &row.state)
         .detail("roles", &granted)
         .detail("source", &row.source);
-    let event = audit::build(app, caller, ev);
-    muster_store::users::insert_new(&app.db, &row, &assignments, &event, idp_values)
-        .await
-        .map_err(|e| conflict(e, USER_CONFLICTS))?;
+    Ok((assignments, audit::build(app, caller, ev)))
+}
+
+/// After `n` users were written: wake the sealer, count the transitions.
+pub(crate) fn created(app: &App, n: u64) {
     app.event_written();
-    metrics::counter!("muster_lifecycle_transitions_total", "event" => "create").increment(1);
-    row.try_into()
+    metrics::counter!("muster_lifecycle_transitions_total", "event" => "create").increment(n);
 }
 
 pub async fn get(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<UserView> {

@@ -57,14 +57,13 @@ pub async fn insert_new(
 ) -> Result<()> {
     let Db::Sqlite { write, .. } = db else {
         let mut tx = db.begin().await?;
-        insert(&mut tx, u).await?;
-        for a in assignments {
-            crate::roles::assign(&mut tx, a).await?;
-        }
-        if let Some(v) = idp_values {
-            crate::scim::set_idp_values(&mut tx, &u.org_id, &u.id, v).await?;
-        }
-        crate::audit::insert(&mut tx, event).await?;
+        let new = NewUser {
+            row: u,
+            assignments,
+            event,
+            idp_values,
+        };
+        insert_parts(&mut tx, &new).await?;
         return tx.commit().await;
     };
     let mut sql = String::from("BEGIN IMMEDIATE; ");
@@ -122,6 +121,78 @@ pub async fn insert_new(
             Err(e.into())
         }
     }
+}
+
+/// A new user and what is written with it (see `insert_new`).
+pub struct NewUser<'a> {
+    pub row: &'a UserRow,
+    pub assignments: &'a [AssignmentRow],
+    pub event: &'a StoredEvent,
+    pub idp_values: Option<&'a str>,
+}
+
+async fn insert_parts(tx: &mut Tx, n: &NewUser<'_>) -> Result<()> {
+    insert(tx, n.row).await?;
+    for a in n.assignments {
+        crate::roles::assign(tx, a).await?;
+    }
+    if let Some(v) = n.idp_values {
+        crate::scim::set_idp_values(tx, &n.row.org_id, &n.row.id, v).await?;
+    }
+    crate::audit::insert(tx, n.event).await
+}
+
+/// Many new users of one organization in one transaction, in order, each
+/// under its own savepoint: one that fails (a unique conflict, say) is rolled
+/// back alone and reported in its slot; the rest share one durable commit
+/// (SCIM Bulk provisioning). `Err` means the transaction itself failed and
+/// nothing was written.
+///
+/// On PostgreSQL the batch first locks all of the organization's count shard
+/// rows (migration 0003), in shard order: two batches running at once then
+/// queue instead of deadlocking on them.
+pub async fn insert_many(db: &Db, users: &[NewUser<'_>]) -> Result<Vec<Result<()>>> {
+    let mut out: Vec<Result<()>> = Vec::with_capacity(users.len());
+    let Some(first) = users.first() else {
+        return Ok(out);
+    };
+    let mut tx = db.begin().await?;
+    if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
+        sqlx::query(
+            "INSERT INTO scim_user_counts (org_id, shard, n) \
+             SELECT $1, s, 0 FROM generate_series(0, 15) AS s ON CONFLICT DO NOTHING",
+        )
+        .bind(&first.row.org_id)
+        .execute(&mut **t)
+        .await?;
+        sqlx::query(
+            "SELECT shard FROM scim_user_counts WHERE org_id = $1 ORDER BY shard FOR UPDATE",
+        )
+        .bind(&first.row.org_id)
+        .execute(&mut **t)
+        .await?;
+    }
+    for n in users {
+        exec(&mut tx, "SAVEPOINT new_user").await?;
+        match insert_parts(&mut tx, n).await {
+            Ok(()) => {
+                exec(&mut tx, "RELEASE SAVEPOINT new_user").await?;
+                out.push(Ok(()));
+            }
+            Err(e) => {
+                exec(&mut tx, "ROLLBACK TO SAVEPOINT new_user").await?;
+                exec(&mut tx, "RELEASE SAVEPOINT new_user").await?;
+                out.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn exec(tx: &mut Tx, sql: &'static str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<UserRow>> {

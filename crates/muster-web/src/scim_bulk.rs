@@ -99,6 +99,53 @@ fn result(op: &Operation, status: u16, body: Option<&Value>, error: Option<&Scim
     r
 }
 
+/// How many plain user creations share one transaction: large enough that
+/// the commit is no longer the cost, small enough that the single SQLite
+/// writer (or PostgreSQL's count rows) is not held for long.
+const CREATE_BATCH: usize = 200;
+
+/// A `POST /Users` that refers to no other operation.
+fn plain_user_post(op: &Operation) -> bool {
+    op.method == Method::Post
+        && op.path.trim_end_matches('/') == "/Users"
+        && bulk::references(op).is_empty()
+}
+
+/// What the operations run so far left behind.
+#[derive(Default)]
+struct Progress {
+    /// bulkId → the id it created.
+    created: HashMap<String, String>,
+    /// bulkIds whose operation failed.
+    failed_ids: Vec<String>,
+    errors: usize,
+}
+
+impl Progress {
+    /// Records an operation's outcome and returns its entry of the response.
+    fn record(&mut self, op: &Operation, outcome: Result<(u16, Option<Value>), AppError>) -> Value {
+        match outcome {
+            Ok((status, doc)) => {
+                if let (Some(bid), Some(id)) = (
+                    &op.bulk_id,
+                    doc.as_ref()
+                        .and_then(|d| d.get("id"))
+                        .and_then(Value::as_str),
+                ) {
+                    self.created.insert(bid.clone(), id.to_owned());
+                }
+                result(op, status, doc.as_ref(), None)
+            }
+            Err(e) => {
+                let e = scim_error_of(e);
+                self.failed_ids.extend(op.bulk_id.clone());
+                self.errors += 1;
+                result(op, e.status, None, Some(&e))
+            }
+        }
+    }
+}
+
 pub async fn bulk(
     State(s): State<AppState>,
     ScimAuth(c): ScimAuth,
@@ -125,21 +172,57 @@ pub async fn bulk(
     })?;
     let req = bulk::parse(&v)?;
     let b = base(&s);
-    let mut created: HashMap<String, String> = HashMap::new();
-    let mut failed_ids: Vec<String> = Vec::new();
+    let mut done = Progress::default();
     let mut results: Vec<Option<Value>> = vec![None; req.operations.len()];
-    let mut errors = 0usize;
     let mut pending: Vec<usize> = (0..req.operations.len()).collect();
     'passes: while !pending.is_empty() {
         let mut progressed = false;
         let mut still = Vec::new();
-        for i in pending {
+        let mut k = 0;
+        while let Some(&i) = pending.get(k) {
+            k += 1;
             let Some(op) = req.operations.get(i) else {
                 continue;
             };
+            // A run of plain user creations shares one transaction. Not
+            // under failOnErrors: operations after the limit must not run.
+            if req.fail_on_errors.is_none() && plain_user_post(op) {
+                let run: Vec<usize> = pending
+                    .get(k - 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .copied()
+                    .take_while(|&j| req.operations.get(j).is_some_and(plain_user_post))
+                    .take(CREATE_BATCH)
+                    .collect();
+                if run.len() > 1 {
+                    k += run.len() - 1;
+                    progressed = true;
+                    let bodies = run
+                        .iter()
+                        .filter_map(|&j| req.operations.get(j))
+                        .map(|o| o.data.clone().unwrap_or(Value::Null))
+                        .collect();
+                    let outcomes: Vec<Result<(u16, Option<Value>), AppError>> =
+                        match app::users::create_many(&s.app, &c, &b, bodies).await {
+                            Ok(rs) => rs.into_iter().map(|r| r.map(|d| (201, Some(d)))).collect(),
+                            Err(e) => {
+                                let e = scim_error_of(e);
+                                run.iter().map(|_| Err(AppError::Scim(e.clone()))).collect()
+                            }
+                        };
+                    let ops = run.iter().filter_map(|&j| req.operations.get(j));
+                    for ((j, op), outcome) in run.iter().zip(ops).zip(outcomes) {
+                        if let Some(slot) = results.get_mut(*j) {
+                            *slot = Some(done.record(op, outcome));
+                        }
+                    }
+                    continue;
+                }
+            }
             let refs = bulk::references(op);
             let dead = refs.iter().find(|r| {
-                failed_ids.contains(r)
+                done.failed_ids.contains(r)
                     || !req
                         .operations
                         .iter()
@@ -151,43 +234,22 @@ pub async fn bulk(
                     format!("bulkId '{r}' names no operation that succeeded"),
                 );
                 if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(result(op, 409, None, Some(&e)));
+                    *slot = Some(done.record(op, Err(AppError::Scim(e))));
                 }
-                failed_ids.extend(op.bulk_id.clone());
-                errors += 1;
                 progressed = true;
-            } else if refs.iter().any(|r| !created.contains_key(r)) {
+            } else if refs.iter().any(|r| !done.created.contains_key(r)) {
                 still.push(i);
                 continue;
             } else {
                 let mut op = op.clone();
-                bulk::resolve(&mut op, &created);
+                bulk::resolve(&mut op, &done.created);
                 let outcome = run(&s, &c, &b, &op).await;
                 progressed = true;
-                let r = match outcome {
-                    Ok((status, doc)) => {
-                        if let (Some(bid), Some(id)) = (
-                            &op.bulk_id,
-                            doc.as_ref()
-                                .and_then(|d| d.get("id"))
-                                .and_then(Value::as_str),
-                        ) {
-                            created.insert(bid.clone(), id.to_owned());
-                        }
-                        result(&op, status, doc.as_ref(), None)
-                    }
-                    Err(e) => {
-                        let e = scim_error_of(e);
-                        failed_ids.extend(op.bulk_id.clone());
-                        errors += 1;
-                        result(&op, e.status, None, Some(&e))
-                    }
-                };
                 if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(r);
+                    *slot = Some(done.record(&op, outcome));
                 }
             }
-            if req.fail_on_errors.is_some_and(|n| errors >= n) {
+            if req.fail_on_errors.is_some_and(|n| done.errors >= n) {
                 break 'passes;
             }
         }

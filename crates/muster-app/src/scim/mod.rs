@@ -4,6 +4,7 @@
 
 pub mod groups;
 pub mod tokens;
+mod user_create;
 pub mod users;
 
 use crate::{App, AppError, Result};

@@ -4,15 +4,16 @@
 //! response. Writes are optimistic: a concurrent change makes the write
 //! re-read and re-apply, so no update is lost.
 
+pub use super::user_create::{create, create_many};
 use super::{ListParams, MAX_SCAN, Plan, Preconditions, policy, too_many};
 use crate::audit::{self, Event};
 use crate::caller::{OrgRef, org_with};
 use crate::error::conflict;
 use crate::paging::rfc3339;
-use crate::users::{USER_CONFLICTS, insert_new_user};
+use crate::users::USER_CONFLICTS;
 use crate::{App, AppError, Caller, Principal, Result};
-use muster_core::users::{CreationSource, ManagedBy, Profile};
-use muster_core::{LifecycleEvent, Permission, UserId, UserState};
+use muster_core::users::{ManagedBy, Profile};
+use muster_core::{LifecycleEvent, Permission, UserState};
 use muster_scim::filter::{CompValue, CompareOp, Filter};
 use muster_scim::project::Projection;
 use muster_scim::resources::{UserDoc, UserInput, canonical, parse_user, render_user};
@@ -77,7 +78,7 @@ pub async fn get(
 }
 
 /// The user, unless it does not exist or the IdP deleted it.
-async fn visible(app: &App, org_id: &str, id: &str) -> Result<UserRow> {
+pub(super) async fn visible(app: &App, org_id: &str, id: &str) -> Result<UserRow> {
     muster_store::users::lookup(&app.db, org_id, &Lookup::Id(id.to_owned()))
         .await?
         .into_iter()
@@ -172,7 +173,11 @@ async fn scan(app: &App, org_id: &str) -> Result<Vec<UserRow>> {
     }
 }
 
-async fn hash_password(app: &App, org_id: &str, input: &UserInput) -> Result<Option<String>> {
+pub(super) async fn hash_password(
+    app: &App,
+    org_id: &str,
+    input: &UserInput,
+) -> Result<Option<String>> {
     match &input.password {
         Some(pw) => {
             let policy = crate::policies::password_policy(app, org_id).await?;
@@ -190,7 +195,7 @@ async fn hash_password(app: &App, org_id: &str, input: &UserInput) -> Result<Opt
 
 /// What the IdP wrote, as stored for drift: the document without what is
 /// not the IdP's (id, meta, the password).
-fn idp_values(doc: &Value) -> String {
+pub(super) fn idp_values(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
         for k in ["id", "meta", "schemas", "password", "groups"] {
@@ -200,7 +205,12 @@ fn idp_values(doc: &Value) -> String {
     d.to_string()
 }
 
-fn apply_input(row: &mut UserRow, input: UserInput, hash: Option<String>, keep_custom: bool) {
+pub(super) fn apply_input(
+    row: &mut UserRow,
+    input: UserInput,
+    hash: Option<String>,
+    keep_custom: bool,
+) {
     let mut profile = input.profile;
     if keep_custom {
         let old: Profile = serde_json::from_str(&row.profile).unwrap_or_default();
@@ -222,7 +232,12 @@ fn apply_input(row: &mut UserRow, input: UserInput, hash: Option<String>, keep_c
     }
 }
 
-async fn check_manager(app: &App, org_id: &str, id: Option<&str>, input: &UserInput) -> Result<()> {
+pub(super) async fn check_manager(
+    app: &App,
+    org_id: &str,
+    id: Option<&str>,
+    input: &UserInput,
+) -> Result<()> {
     if let Some(m) = &input.profile.enterprise.manager
         && (Some(m.as_str()) == id || !muster_store::users::exists_in(&app.db, org_id, m).await?)
     {
@@ -234,119 +249,8 @@ async fn check_manager(app: &App, org_id: &str, id: Option<&str>, input: &UserIn
     Ok(())
 }
 
-pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Result<Value> {
-    let org = scim_org(app, caller, Permission::UsersWrite).await?;
-    let doc = canonical(Resource::User, body)?;
-    let input = parse_user(&doc)?;
-    check_manager(app, &org.id, None, &input).await?;
-    // Re-provisioning: the IdP deleted this user earlier and the account was
-    // kept; the same externalId brings it back, history and all.
-    if let Some(x) = &input.profile.external_id
-        && let Some(existing) = muster_store::users::by_external_id(&app.db, &org.id, x).await?
-        && !muster_store::users::scim_visible(&app.db, &org.id, &existing.id).await?
-    {
-        let id = existing.id.clone();
-        let mut doc = doc.clone();
-        if let Some(o) = doc.as_object_mut() {
-            o.entry("active").or_insert(Value::Bool(true));
-        }
-        return write(
-            app,
-            caller,
-            base,
-            &org,
-            &id,
-            &Preconditions::default(),
-            Some("scim.user_reprovisioned"),
-            true,
-            |_| Ok(doc.clone()),
-        )
-        .await;
-    }
-    // An IdP never silently takes over a local account with the same email.
-    if let Some(existing) =
-        muster_store::users::by_email(&app.db, &org.id, &input.email.key()).await?
-        && existing.managed_by == ManagedBy::Local.as_str()
-    {
-        let pol = policy(app, &org.id).await?;
-        if pol.existing_email == super::ExistingEmail::Refuse {
-            let ev = Event::new(&org.id, "scim.user_refused")
-                .target("user", &existing.id)
-                .detail(
-                    "reason",
-                    "a local account has this email; the SCIM policy refuses to link it",
-                );
-            let mut tx = app.db.begin().await?;
-            audit::record(app, &mut tx, caller, ev).await?;
-            tx.commit().await?;
-            return Err(ScimError::uniqueness(
-                "a local account has this email; an administrator must link it or change the SCIM policy",
-            )
-            .into());
-        }
-        let id = existing.id.clone();
-        return write(
-            app,
-            caller,
-            base,
-            &org,
-            &id,
-            &Preconditions::default(),
-            Some("scim.user_linked"),
-            true,
-            |_| Ok(doc.clone()),
-        )
-        .await;
-    }
-    let hash = hash_password(app, &org.id, &input).await?;
-    let now = app.now_ms();
-    let state = if hash.is_some() {
-        UserState::Active
-    } else {
-        UserState::Provisioned
-    };
-    let mut row = UserRow {
-        id: UserId::new().to_string(),
-        org_id: org.id.clone(),
-        user_name: String::new(),
-        email: String::new(),
-        email_verified: false,
-        display_name: None,
-        given_name: None,
-        family_name: None,
-        external_id: None,
-        state: state.as_str().into(),
-        source: CreationSource::Scim.as_str().into(),
-        managed_by: ManagedBy::Scim.as_str().into(),
-        profile: "{}".into(),
-        password_hash: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    let wants_active = input.active;
-    apply_input(&mut row, input, hash, false);
-    let id = row.id.clone();
-    let values = idp_values(&doc);
-    insert_new_user(
-        app,
-        caller,
-        &org,
-        row,
-        &["member".to_owned()],
-        Some(&values),
-    )
-    .await
-    .map_err(uniqueness)?;
-    set_active(app, caller, &org, &id, state, wants_active).await?;
-    let row = muster_store::users::get(&app.db, &org.id, &id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    Ok(render(base, &row, None))
-}
-
 /// Unique-constraint conflicts as SCIM `uniqueness` errors (409).
-fn uniqueness(e: AppError) -> AppError {
+pub(super) fn uniqueness(e: AppError) -> AppError {
     match e {
         AppError::Conflict { field, .. } => {
             let what = match field {
@@ -362,7 +266,7 @@ fn uniqueness(e: AppError) -> AppError {
 }
 
 /// `active` as the IdP set it, through the one lifecycle path.
-async fn set_active(
+pub(super) async fn set_active(
     app: &App,
     caller: &Caller,
     org: &OrgRef,
@@ -386,7 +290,7 @@ async fn set_active(
 /// The one write path of PUT, PATCH and linking: re-read, edit the SCIM
 /// document, store it if the version did not move meanwhile, else retry.
 #[allow(clippy::too_many_arguments)]
-async fn write(
+pub(super) async fn write(
     app: &App,
     caller: &Caller,
     base: &str,

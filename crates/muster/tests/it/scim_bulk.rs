@@ -186,3 +186,102 @@ async fn bulk_limits_and_isolation(t: TestApp) {
     );
 }
 both!(bulk_limits_and_isolation);
+
+async fn a_run_of_creations_is_written_together_yet_fails_one_by_one(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let tok = scim_token(&t, &admin, "acme").await;
+    let user = |name: &str, x: &str| {
+        json!({"method": "POST", "path": "/Users", "bulkId": name, "data": {
+            "userName": name, "externalId": x, "emails": [{"value": format!("{name}@example.com")}]}})
+    };
+    // A user the IdP created and then deleted: the same externalId in the
+    // batch brings the account back instead of creating another.
+    let (_, _, old) = scim(
+        &t,
+        "POST",
+        "/Users",
+        &tok,
+        Some(user("dora", "X-D")["data"].clone()),
+        &[],
+    )
+    .await;
+    let dora = old["id"].as_str().unwrap().to_owned();
+    let (s, _, _) = scim(&t, "DELETE", &format!("/Users/{dora}"), &tok, None, &[]).await;
+    assert_eq!(s, 204);
+    let (s, _, v) = scim(
+        &t,
+        "POST",
+        "/Bulk",
+        &tok,
+        Some(json!({
+            "schemas": [BULK],
+            "Operations": [
+                user("ann", "X-A"),
+                user("ben", "X-B"),
+                user("ANN", "X-A2"),        // userName taken earlier in this very batch
+                user("dora", "X-D"),        // re-provisioned
+                {"method": "POST", "path": "/Users", "bulkId": "boss", "data": { // a local account's email
+                    "userName": "boss", "emails": [{"value": "owner@acme.example"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "nomail", "data": {"userName": "nomail"}},
+                user("cy", "X-B"),          // externalId taken earlier in the batch
+                user("eve", "X-E"),
+            ]
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        statuses(&v),
+        ["201", "201", "409", "201", "409", "400", "409", "201"],
+        "{v}"
+    );
+    let ops = v["Operations"].as_array().unwrap();
+    assert_eq!(ops[2]["response"]["scimType"], "uniqueness");
+    assert_eq!(ops[6]["response"]["scimType"], "uniqueness");
+    assert!(ops[3]["location"].as_str().unwrap().ends_with(&dora));
+    assert!(ops[0]["version"].is_string());
+    assert_eq!(ops[4]["response"]["scimType"], "uniqueness");
+    assert_eq!(ops[5]["response"]["scimType"], "invalidValue");
+    // What the batch wrote is what single requests would have written: the
+    // users with their role and their one event; nothing of the failures.
+    let (_, _, list) = scim(&t, "GET", "/Users?count=0", &tok, None, &[]).await;
+    assert_eq!(
+        list["totalResults"], 5,
+        "the owner, ann, ben, dora, eve: {list}"
+    );
+    for (name, x) in [("ann", "X-A"), ("ben", "X-B"), ("eve", "X-E")] {
+        let q = format!("/Users?filter=userName%20eq%20%22{name}%22");
+        let (_, _, u) = scim(&t, "GET", &q, &tok, None, &[]).await;
+        assert_eq!(u["totalResults"], 1, "{name}: {u}");
+        assert_eq!(u["Resources"][0]["externalId"], x);
+        let id = u["Resources"][0]["id"].as_str().unwrap();
+        let (_, roles) = t
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/acme/role-assignments?user_id={id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(roles.as_array().map(Vec::len), Some(1), "{name}: {roles}");
+        assert_eq!(roles[0]["role_key"], "member", "{name}: {roles}");
+        let (_, ev) = t
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/acme/audit-events?target={id}&action=user.created"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        let items = ev["items"].as_array().unwrap_or_else(|| panic!("{ev}"));
+        assert_eq!(items.len(), 1, "{name}: {ev}");
+        assert_eq!(items[0]["actor_kind"], "scim_token");
+    }
+    for x in ["X-A2", "X-O"] {
+        let q = format!("/Users?filter=externalId%20eq%20%22{x}%22");
+        let (_, _, u) = scim(&t, "GET", &q, &tok, None, &[]).await;
+        assert_eq!(u["totalResults"], 0, "{x}: {u}");
+    }
+}
+both!(a_run_of_creations_is_written_together_yet_fails_one_by_one);
