@@ -83,13 +83,15 @@ impl Target {
     }
 }
 
+/// The same user document for every server measured: what all of them accept
+/// (canaille wants `name.formatted` and refuses `type` and `primary` on emails).
 fn user_doc(name: &str) -> Value {
     json!({
         "schemas": [USER],
         "userName": name,
         "externalId": format!("x-{name}"),
-        "name": {"givenName": "Bench", "familyName": name},
-        "emails": [{"value": format!("{name}@bench.example"), "type": "work", "primary": true}],
+        "name": {"formatted": format!("Bench {name}"), "givenName": "Bench", "familyName": name},
+        "emails": [{"value": format!("{name}@bench.example")}],
         "title": "Engineer",
         "active": true,
     })

@@ -5,7 +5,7 @@
 
 use super::users::{
     apply_input, check_manager, hash_password, idp_values, render, scim_org, set_active,
-    uniqueness, write,
+    uniqueness, write as write_user,
 };
 use super::{ExistingEmail, Preconditions, policy};
 use crate::audit::{self, Event};
@@ -13,6 +13,7 @@ use crate::caller::OrgRef;
 use crate::error::conflict;
 use crate::users::{USER_CONFLICTS, created, insert_new_user, new_user_parts};
 use crate::{App, AppError, Caller, Result};
+use futures::StreamExt;
 use muster_core::users::{CreationSource, ManagedBy};
 use muster_core::{Permission, UserId, UserState};
 use muster_scim::ScimError;
@@ -21,12 +22,15 @@ use muster_scim::schema::Resource;
 use muster_store::users::{NewUser, UserRow};
 use serde_json::Value;
 
-/// A creation once its special cases are settled.
+/// What a checked document asks for.
 enum Creation {
-    /// Re-provisioned or linked: already written, here is the document.
-    Done(Value),
     /// A new user to insert.
     New(Box<NewRow>),
+    /// The IdP deleted this user earlier and the account was kept: the same
+    /// externalId brings it back, history and all.
+    Reprovision { id: String, doc: Value },
+    /// A local account has this email: the SCIM policy refuses or links.
+    LocalEmail { id: String, doc: Value },
 }
 
 struct NewRow {
@@ -39,16 +43,50 @@ struct NewRow {
 
 pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Result<Value> {
     let org = scim_org(app, caller, Permission::UsersWrite).await?;
-    match settle(app, caller, base, &org, body).await? {
-        Creation::Done(doc) => Ok(doc),
+    let pre = Preconditions::default();
+    match check(app, &org, body).await? {
         Creation::New(n) => insert_one(app, caller, base, &org, *n).await,
+        Creation::Reprovision { id, doc } => {
+            let action = Some("scim.user_reprovisioned");
+            write_user(app, caller, base, &org, &id, &pre, action, true, |_| {
+                Ok(doc.clone())
+            })
+            .await
+        }
+        Creation::LocalEmail { id, doc } => {
+            if policy(app, &org.id).await?.existing_email == ExistingEmail::Refuse {
+                let ev = Event::new(&org.id, "scim.user_refused")
+                    .target("user", &id)
+                    .detail(
+                        "reason",
+                        "a local account has this email; the SCIM policy refuses to link it",
+                    );
+                let mut tx = app.db.begin().await?;
+                audit::record(app, &mut tx, caller, ev).await?;
+                tx.commit().await?;
+                return Err(ScimError::uniqueness(
+                    "a local account has this email; an administrator must link it or change the SCIM policy",
+                )
+                .into());
+            }
+            let action = Some("scim.user_linked");
+            write_user(app, caller, base, &org, &id, &pre, action, true, |_| {
+                Ok(doc.clone())
+            })
+            .await
+        }
     }
 }
 
 /// Many creations, as Bulk sends them: their results in order. The plain new
 /// users among them share one transaction (each under its own savepoint, so a
-/// conflict fails only its own operation) and one durable commit; the rest go
-/// through `create`'s own paths one by one.
+/// conflict fails only its own operation) and one durable commit.
+///
+/// Checking the documents only reads, so it runs several at a time. Anything
+/// other than a plain new user (re-provisioning, linking, `active:false`)
+/// writes: the new users before it are written first, it then goes through
+/// `create` on its own, and the documents after it are checked again, so the
+/// outcome is what one-by-one creation in request order gives.
 pub async fn create_many(
     app: &App,
     caller: &Caller,
@@ -56,62 +94,117 @@ pub async fn create_many(
     bodies: Vec<Value>,
 ) -> Result<Vec<Result<Value>>> {
     let org = scim_org(app, caller, Permission::UsersWrite).await?;
-    let mut out: Vec<Result<Value>> = Vec::with_capacity(bodies.len());
-    let mut batch: Vec<(usize, NewRow, Vec<_>, _)> = Vec::new();
-    for (i, body) in bodies.into_iter().enumerate() {
-        let settled = match settle(app, caller, base, &org, body).await {
-            Ok(Creation::New(n)) if n.active != Some(false) => {
-                match new_user_parts(app, caller, &org, &n.row, &member()).await {
-                    Ok((assignments, event)) => {
-                        batch.push((i, *n, assignments, event));
-                        out.push(Err(AppError::NotFound("user"))); // filled in below
-                        continue;
+    let mut out: Vec<Option<Result<Value>>> = bodies.iter().map(|_| None).collect();
+    let mut from = 0;
+    while from < bodies.len() {
+        let rest: Vec<Value> = bodies.get(from..).unwrap_or_default().to_vec();
+        let org_ref = &org;
+        let checked: Vec<Result<Creation>> =
+            futures::stream::iter(rest.into_iter().map(|b| check(app, org_ref, b)))
+                .buffered(CHECK_CONCURRENCY)
+                .collect()
+                .await;
+        let mut batch: Vec<(usize, NewRow)> = Vec::new();
+        let mut special = None;
+        for (k, c) in checked.into_iter().enumerate() {
+            let i = from + k;
+            match c {
+                Ok(Creation::New(n)) if n.active != Some(false) => batch.push((i, *n)),
+                Ok(_) => {
+                    special = Some(i);
+                    break;
+                }
+                Err(e) => {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(Err(e));
                     }
-                    Err(e) => Err(e),
                 }
             }
-            Ok(Creation::New(n)) => insert_one(app, caller, base, &org, *n).await,
-            Ok(Creation::Done(doc)) => Ok(doc),
-            Err(e) => Err(e),
-        };
-        out.push(settled);
+        }
+        insert_batch(app, caller, base, &org, batch, &mut out).await;
+        match special {
+            Some(i) => {
+                let body = bodies.get(i).cloned().unwrap_or(Value::Null);
+                let r = create(app, caller, base, body).await;
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(r);
+                }
+                from = i + 1;
+            }
+            None => from = bodies.len(),
+        }
     }
-    let news: Vec<NewUser<'_>> = batch
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(AppError::NotFound("user"))))
+        .collect())
+}
+
+/// How many documents of a Bulk request are checked at once.
+const CHECK_CONCURRENCY: usize = 8;
+
+/// Writes checked new users in one transaction and puts each outcome in its
+/// slot of `out`.
+async fn insert_batch(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    org: &OrgRef,
+    batch: Vec<(usize, NewRow)>,
+    out: &mut [Option<Result<Value>>],
+) {
+    let mut parts = Vec::with_capacity(batch.len());
+    let mut ready = Vec::with_capacity(batch.len());
+    for (i, n) in batch {
+        match new_user_parts(app, caller, org, &n.row, &member()).await {
+            Ok(p) => {
+                parts.push(p);
+                ready.push((i, n));
+            }
+            Err(e) => {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(Err(e));
+                }
+            }
+        }
+    }
+    let news: Vec<NewUser<'_>> = ready
         .iter()
-        .map(|(_, n, assignments, event)| NewUser {
+        .zip(&parts)
+        .map(|((_, n), (assignments, event))| NewUser {
             row: &n.row,
             assignments,
             event,
             idp_values: Some(&n.values),
         })
         .collect();
-    match muster_store::users::insert_many(&app.db, &news).await {
+    let written = muster_store::users::insert_many(&app.db, &news).await;
+    drop(news);
+    match written {
         Ok(results) => {
-            drop(news);
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
-            for ((i, n, _, _), r) in batch.into_iter().zip(results) {
+            for ((i, n), r) in ready.into_iter().zip(results) {
                 if let Some(slot) = out.get_mut(i) {
-                    *slot = r
-                        .map(|()| render(base, &n.row, None))
-                        .map_err(|e| uniqueness(conflict(e, USER_CONFLICTS)));
+                    *slot = Some(
+                        r.map(|()| render(base, &n.row, None))
+                            .map_err(|e| uniqueness(conflict(e, USER_CONFLICTS))),
+                    );
                 }
             }
             created(app, ok);
         }
         Err(e) => {
             // The shared transaction failed (a deadlock with a concurrent
-            // batch, say): nothing of it was written; write them one by one.
+            // writer, say): nothing of it was written; write them one by one.
             tracing::debug!(error = %e, "bulk creation batch retried one by one");
-            drop(news);
-            for (i, n, _, _) in batch {
-                let r = insert_one(app, caller, base, &org, n).await;
+            for (i, n) in ready {
+                let r = insert_one(app, caller, base, org, n).await;
                 if let Some(slot) = out.get_mut(i) {
-                    *slot = r;
+                    *slot = Some(r);
                 }
             }
         }
     }
-    Ok(out)
 }
 
 fn member() -> Vec<String> {
@@ -141,18 +234,11 @@ async fn insert_one(
     Ok(doc)
 }
 
-async fn settle(
-    app: &App,
-    caller: &Caller,
-    base: &str,
-    org: &OrgRef,
-    body: Value,
-) -> Result<Creation> {
+/// Checks a document and finds what it asks for. Only reads.
+async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
     let doc = canonical(Resource::User, body)?;
     let input = parse_user(&doc)?;
     check_manager(app, &org.id, None, &input).await?;
-    // Re-provisioning: the IdP deleted this user earlier and the account was
-    // kept; the same externalId brings it back, history and all.
     if let Some(x) = &input.profile.external_id
         && let Some(existing) = muster_store::users::by_external_id(&app.db, &org.id, x).await?
         && !muster_store::users::scim_visible(&app.db, &org.id, &existing.id).await?
@@ -161,57 +247,20 @@ async fn settle(
         if let Some(o) = doc.as_object_mut() {
             o.entry("active").or_insert(Value::Bool(true));
         }
-        let pre = Preconditions::default();
-        let action = Some("scim.user_reprovisioned");
-        let v = write(
-            app,
-            caller,
-            base,
-            org,
-            &existing.id,
-            &pre,
-            action,
-            true,
-            |_| Ok(doc.clone()),
-        )
-        .await?;
-        return Ok(Creation::Done(v));
+        return Ok(Creation::Reprovision {
+            id: existing.id,
+            doc,
+        });
     }
     // An IdP never silently takes over a local account with the same email.
     if let Some(existing) =
         muster_store::users::by_email(&app.db, &org.id, &input.email.key()).await?
         && existing.managed_by == ManagedBy::Local.as_str()
     {
-        if policy(app, &org.id).await?.existing_email == ExistingEmail::Refuse {
-            let ev = Event::new(&org.id, "scim.user_refused")
-                .target("user", &existing.id)
-                .detail(
-                    "reason",
-                    "a local account has this email; the SCIM policy refuses to link it",
-                );
-            let mut tx = app.db.begin().await?;
-            audit::record(app, &mut tx, caller, ev).await?;
-            tx.commit().await?;
-            return Err(ScimError::uniqueness(
-                "a local account has this email; an administrator must link it or change the SCIM policy",
-            )
-            .into());
-        }
-        let pre = Preconditions::default();
-        let action = Some("scim.user_linked");
-        let v = write(
-            app,
-            caller,
-            base,
-            org,
-            &existing.id,
-            &pre,
-            action,
-            true,
-            |_| Ok(doc.clone()),
-        )
-        .await?;
-        return Ok(Creation::Done(v));
+        return Ok(Creation::LocalEmail {
+            id: existing.id,
+            doc,
+        });
     }
     let hash = hash_password(app, &org.id, &input).await?;
     let now = app.now_ms();
