@@ -343,21 +343,31 @@ pub async fn lookup(db: &Db, org_id: &str, by: &Lookup) -> Result<Vec<UserRow>> 
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(value).fetch_all(c).await)?)
 }
 
-/// The user with this external id, seen by SCIM or not (re-provisioning).
-pub async fn by_external_id(db: &Db, org_id: &str, external_id: &str) -> Result<Option<UserRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM users WHERE org_id = $1 AND external_id = $2"
-    ));
-    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(external_id).fetch_optional(c).await)?)
+/// A user that a SCIM creation collides with, and whether SCIM sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Match {
+    #[sqlx(flatten)]
+    pub row: UserRow,
+    pub scim_hidden: bool,
+    /// Which of the two it matched on.
+    pub by_external_id: bool,
 }
 
-/// Whether SCIM sees the user (false once the IdP deleted it).
-pub async fn scim_visible(db: &Db, org_id: &str, id: &str) -> Result<bool> {
+/// The users with this externalId or this email, in one round trip: what a
+/// SCIM creation must know before it creates (re-provisioning, linking).
+pub async fn matches(
+    db: &Db,
+    org_id: &str,
+    external_id: Option<&str>,
+    email: &str,
+) -> Result<Vec<Match>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM users WHERE org_id = $1 AND id = $2 AND {SCIM_VISIBLE}"
+        "SELECT {COLS}, scim_hidden, TRUE AS by_external_id FROM users WHERE org_id = $1 AND external_id = $2 \
+         UNION ALL \
+         SELECT {COLS}, scim_hidden, FALSE AS by_external_id FROM users WHERE org_id = $1 AND email_key = $3"
     ));
-    let n: i64 = on_db!(db, c => sqlx::query_scalar(sql).bind(org_id).bind(id).fetch_one(c).await)?;
-    Ok(n > 0)
+    Ok(on_db!(db, c => sqlx::query_as(sql)
+        .bind(org_id).bind(external_id).bind(email.to_lowercase()).fetch_all(c).await)?)
 }
 
 /// How many users SCIM sees in the organization: the sum of the shard rows

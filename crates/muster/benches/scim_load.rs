@@ -3,7 +3,7 @@
 //! HTTP at concurrency 10, and measures the database's raw durable insert rate
 //! in the same run.
 //!
-//!   cargo bench -p muster --bench scim_load -- [sqlite] [postgres] [--seconds S] [--million]
+//!   cargo bench -p muster --bench scim_load -- [sqlite] [postgres] [--seconds S] [--bulk N] [--million]
 //!   cargo bench -p muster --bench scim_load -- --external NAME --url BASE_URL [--token T] [--users N]
 //!
 //! `--external` measures another SCIM server the same way (creations per
@@ -446,7 +446,7 @@ fn emit(v: Value) -> Value {
     v
 }
 
-async fn run(backend: &str, url: String, seconds: f64, million: bool) -> Value {
+async fn run(backend: &str, url: String, seconds: f64, million: bool, bulk_n: usize) -> Value {
     let (server, token) = setup(&url).await;
     let t = Target::new(&format!("{}/scim/v2", server.base), Some(token));
     // Side by side, alternating, three rounds: the raw limit, then SCIM.
@@ -470,10 +470,10 @@ async fn run(backend: &str, url: String, seconds: f64, million: bool) -> Value {
     let deactivate = emit(
         json!({"backend": backend, "phase": "patch_active_false", "result": deactivations(&server, &t, &ids).await}),
     );
-    let (bulk_s, names) = bulk_provision(&t, 100_000, "bulk").await;
+    let (bulk_s, names) = bulk_provision(&t, bulk_n, "bulk").await;
     let bulk = emit(
-        json!({"backend": backend, "phase": "bulk", "users": 100_000, "seconds": (bulk_s * 10.0).round() / 10.0,
-        "per_s": (100_000.0 / bulk_s).round()}),
+        json!({"backend": backend, "phase": "bulk", "users": bulk_n, "seconds": (bulk_s * 10.0).round() / 10.0,
+        "per_s": (bulk_n as f64 / bulk_s).round()}),
     );
     let names = Arc::new(names);
     let f100k = emit(
@@ -569,14 +569,15 @@ async fn main() {
         return;
     }
     let million = args.has("--million");
+    let bulk_n = args.flag("--bulk", 100_000.0) as usize;
     let mut results = Vec::new();
     if args.wants("sqlite") {
         let db = common::TempSqlite::new("scim-bench");
-        results.push(run("sqlite", db.url.clone(), seconds, million).await);
+        results.push(run("sqlite", db.url.clone(), seconds, million, bulk_n).await);
     }
     if args.wants("postgres") {
         match common::fresh_pg("muster_scim_bench").await {
-            Some(url) => results.push(run("postgres", url, seconds, million).await),
+            Some(url) => results.push(run("postgres", url, seconds, million, bulk_n).await),
             None => eprintln!("postgres skipped: set MUSTER_TEST_PG_URL"),
         }
     }

@@ -239,26 +239,30 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
     let doc = canonical(Resource::User, body)?;
     let input = parse_user(&doc)?;
     check_manager(app, &org.id, None, &input).await?;
-    if let Some(x) = &input.profile.external_id
-        && let Some(existing) = muster_store::users::by_external_id(&app.db, &org.id, x).await?
-        && !muster_store::users::scim_visible(&app.db, &org.id, &existing.id).await?
-    {
+    let found = muster_store::users::matches(
+        &app.db,
+        &org.id,
+        input.profile.external_id.as_deref(),
+        &input.email.key(),
+    )
+    .await?;
+    if let Some(m) = found.iter().find(|m| m.by_external_id && m.scim_hidden) {
         let mut doc = doc.clone();
         if let Some(o) = doc.as_object_mut() {
             o.entry("active").or_insert(Value::Bool(true));
         }
         return Ok(Creation::Reprovision {
-            id: existing.id,
+            id: m.row.id.clone(),
             doc,
         });
     }
     // An IdP never silently takes over a local account with the same email.
-    if let Some(existing) =
-        muster_store::users::by_email(&app.db, &org.id, &input.email.key()).await?
-        && existing.managed_by == ManagedBy::Local.as_str()
+    if let Some(m) = found
+        .iter()
+        .find(|m| !m.by_external_id && m.row.managed_by == ManagedBy::Local.as_str())
     {
         return Ok(Creation::LocalEmail {
-            id: existing.id,
+            id: m.row.id.clone(),
             doc,
         });
     }
