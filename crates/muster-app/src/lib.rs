@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod caller;
 mod error;
+mod group_commit;
 pub mod groups;
 pub mod orgs;
 pub mod paging;
@@ -34,6 +35,8 @@ pub struct App {
     pub hasher: passwords::Hasher,
     sealer: Arc<tokio::sync::Notify>,
     sealed_since_vacuum: Arc<std::sync::atomic::AtomicUsize>,
+    /// New users on their way to the SQLite writer (see `group_commit`).
+    creations: group_commit::GroupCommit,
     /// Built-in roles never change after their organization is created, so
     /// resolving `member` or `admin` need not cost a query per request.
     builtin_roles: Arc<
@@ -54,6 +57,7 @@ impl App {
             sealer: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),
             sealed_since_vacuum: Arc::default(),
+            creations: group_commit::GroupCommit::default(),
         }
     }
 

@@ -177,7 +177,14 @@ pub(crate) async fn insert_new_user(
     idp_values: Option<&str>,
 ) -> Result<UserView> {
     let (assignments, event) = new_user_parts(app, caller, org, &row, role_keys).await?;
-    muster_store::users::insert_new(&app.db, &row, &assignments, &event, idp_values)
+    let job = crate::group_commit::Job {
+        row: row.clone(),
+        assignments,
+        event,
+        idp_values: idp_values.map(str::to_owned),
+    };
+    app.creations
+        .insert(&app.db, job)
         .await
         .map_err(|e| conflict(e, USER_CONFLICTS))?;
     created(app, 1);

@@ -110,24 +110,24 @@ pub async fn touch(db: &Db, id: &str, now: i64, ip: Option<&str>) -> Result<()> 
     Ok(())
 }
 
+/// What the IdP last wrote for the user (`users.scim_values`), if anything.
 pub async fn idp_values(tx: &mut Tx, user_id: &str) -> Result<Option<String>> {
-    Ok(
-        on_tx!(tx, c => sqlx::query_scalar("SELECT idp_values FROM scim_user_values WHERE user_id = $1")
-        .bind(user_id).fetch_optional(c).await)?,
-    )
+    let v: Option<Option<String>> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT scim_values FROM users WHERE id = $1")
+        .bind(user_id).fetch_optional(c).await)?;
+    Ok(v.flatten())
 }
 
 pub async fn idp_values_of(db: &Db, org_id: &str, user_id: &str) -> Result<Option<String>> {
-    Ok(on_db!(db, c => sqlx::query_scalar(
-        "SELECT idp_values FROM scim_user_values WHERE org_id = $1 AND user_id = $2")
-        .bind(org_id).bind(user_id).fetch_optional(c).await)?)
+    let v: Option<Option<String>> = on_db!(db, c => sqlx::query_scalar(
+        "SELECT scim_values FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(user_id).fetch_optional(c).await)?;
+    Ok(v.flatten())
 }
 
 pub async fn set_idp_values(tx: &mut Tx, org_id: &str, user_id: &str, values: &str) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO scim_user_values (user_id, org_id, idp_values) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id) DO UPDATE SET idp_values = excluded.idp_values")
-        .bind(user_id).bind(org_id).bind(values).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query("UPDATE users SET scim_values = $3 WHERE org_id = $1 AND id = $2")
+        .bind(org_id).bind(user_id).bind(values).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

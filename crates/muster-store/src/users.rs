@@ -40,6 +40,24 @@ pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
 }
 
 /// A new user with its role assignments and its audit event, all or nothing.
+pub async fn insert_new(
+    db: &Db,
+    u: &UserRow,
+    assignments: &[AssignmentRow],
+    event: &StoredEvent,
+    idp_values: Option<&str>,
+) -> Result<()> {
+    let new = NewUser {
+        row: u,
+        assignments,
+        event,
+        idp_values,
+    };
+    insert_all(db, std::slice::from_ref(&new)).await
+}
+
+/// New users with their role assignments and audit events, all or nothing, in
+/// one transaction.
 ///
 /// User creation is the hottest write (sign-ups, SCIM and bulk provisioning).
 /// On SQLite every statement is a hop to the connection's worker thread while
@@ -48,22 +66,12 @@ pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
 /// across the statements), rolled back by hand if any part fails. PostgreSQL
 /// runs an ordinary transaction (one data-modifying-CTE statement was tried
 /// and was not faster here: see BENCHMARKS.md).
-pub async fn insert_new(
-    db: &Db,
-    u: &UserRow,
-    assignments: &[AssignmentRow],
-    event: &StoredEvent,
-    idp_values: Option<&str>,
-) -> Result<()> {
+pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     let Db::Sqlite { write, .. } = db else {
         let mut tx = db.begin().await?;
-        let new = NewUser {
-            row: u,
-            assignments,
-            event,
-            idp_values,
-        };
-        insert_parts(&mut tx, &new).await?;
+        for n in users {
+            insert_parts(&mut tx, n).await?;
+        }
         return tx.commit().await;
     };
     let mut sql = String::from("BEGIN IMMEDIATE; ");
@@ -73,42 +81,49 @@ pub async fn insert_new(
         *n += count;
         list.join(", ")
     };
-    sql.push_str(&format!(
-        "INSERT INTO users ({}) VALUES ({}); ",
-        user_columns!(),
-        params(&mut n, 19)
-    ));
-    for _ in assignments {
+    for u in users {
         sql.push_str(&format!(
-            "INSERT INTO role_assignments ({}) VALUES ({}); ",
-            assignment_columns!(),
-            params(&mut n, 10)
+            "INSERT INTO users ({}) VALUES ({}); ",
+            user_columns!(),
+            params(&mut n, 19)
+        ));
+        for _ in u.assignments {
+            sql.push_str(&format!(
+                "INSERT INTO role_assignments ({}) VALUES ({}); ",
+                assignment_columns!(),
+                params(&mut n, 10)
+            ));
+        }
+        if u.idp_values.is_some() {
+            sql.push_str(&format!(
+                "UPDATE users SET scim_values = {} WHERE id = {}; ",
+                params(&mut n, 1),
+                params(&mut n, 1)
+            ));
+        }
+        let first_event_param = n + 1;
+        sql.push_str(&format!(
+            "INSERT INTO audit_events ({}) VALUES ({}); ",
+            event_columns!(),
+            params(&mut n, 12)
+        ));
+        sql.push_str(&format!(
+            "INSERT INTO audit_pending (event_id, org_id) VALUES (${first_event_param}, ${}); ",
+            first_event_param + 1
         ));
     }
-    if idp_values.is_some() {
-        sql.push_str(&format!(
-            "INSERT INTO scim_user_values (user_id, org_id, idp_values) VALUES ({}); ",
-            params(&mut n, 3)
-        ));
+    sql.push_str("COMMIT;");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for u in users {
+        q = bind_user!(q, u.row);
+        for a in u.assignments {
+            q = bind_assignment!(q, a);
+        }
+        if let Some(v) = u.idp_values {
+            q = q.bind(v).bind(&u.row.id);
+        }
+        q = bind_event!(q, u.event);
     }
-    let first_event_param = n + 1;
-    sql.push_str(&format!(
-        "INSERT INTO audit_events ({}) VALUES ({}); ",
-        event_columns!(),
-        params(&mut n, 12)
-    ));
-    sql.push_str(&format!(
-        "INSERT INTO audit_pending (event_id, org_id) VALUES (${first_event_param}, ${}); COMMIT;",
-        first_event_param + 1
-    ));
-    let mut q = bind_user!(sqlx::query(sqlx::AssertSqlSafe(sql)), u);
-    for a in assignments {
-        q = bind_assignment!(q, a);
-    }
-    if let Some(v) = idp_values {
-        q = q.bind(&u.id).bind(&u.org_id).bind(v);
-    }
-    q = bind_event!(q, event);
     let mut conn = write.acquire().await?;
     match q.execute(&mut *conn).await {
         Ok(_) => Ok(()),

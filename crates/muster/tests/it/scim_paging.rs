@@ -1,7 +1,8 @@
-//! SCIM paging against the database: `startIndex` pages (read backwards past
-//! the middle) agree with cursor order at every position, and `totalResults`
-//! (kept by trigger) follows creations, IdP deletions, re-provisioning and
-//! hard deletes.
+//! SCIM at volume: `startIndex` pages (read backwards past the middle) agree
+//! with cursor order at every position; `totalResults` (kept by trigger)
+//! follows creations, IdP deletions, re-provisioning and hard deletes; and
+//! concurrent creations, written together on SQLite (group commit), each get
+//! the outcome they would have had alone.
 
 use crate::scim::{new_user, scim, scim_token};
 use crate::*;
@@ -138,3 +139,49 @@ async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t:
     );
 }
 both!(start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle);
+
+async fn concurrent_creations_each_get_their_own_outcome(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let tok = scim_token(&t, &admin, "acme").await;
+    // 24 at once; "dup-0".."dup-3" are each sent three times.
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("solo-{i}"))
+        .chain((0..12).map(|i| format!("dup-{}", i % 4)))
+        .collect();
+    let calls = names.iter().map(|n| {
+        let body = json!({"userName": n, "emails": [{"value": format!("{n}@example.com")}]});
+        let (t, tok) = (&t, &tok);
+        async move { scim(t, "POST", "/Users", tok, Some(body), &[]).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut created = 0;
+    for (n, (s, _, v)) in names.iter().zip(&results) {
+        match s.as_u16() {
+            201 => created += 1,
+            409 => {
+                assert!(n.starts_with("dup-"), "{n}: {v}");
+                assert_eq!(v["scimType"], "uniqueness");
+            }
+            other => panic!("{n}: {other} {v}"),
+        }
+    }
+    assert_eq!(created, 12 + 4, "every distinct user exactly once");
+    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &tok, None, &[]).await;
+    assert_eq!(v["totalResults"], 1 + 16);
+    for i in 0..4 {
+        let q = format!("/Users?filter=userName%20eq%20%22dup-{i}%22");
+        let (_, _, v) = scim(&t, "GET", &q, &tok, None, &[]).await;
+        assert_eq!(v["totalResults"], 1, "{v}");
+        let id = v["Resources"][0]["id"].as_str().unwrap();
+        let (_, ev) = t
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/acme/audit-events?target={id}&action=user.created"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(ev["items"].as_array().map(Vec::len), Some(1), "{ev}");
+    }
+}
+both!(concurrent_creations_each_get_their_own_outcome);
