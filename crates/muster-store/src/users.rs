@@ -28,14 +28,16 @@ pub struct UserRow {
 const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
     external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
 
-pub async fn insert(tx: &mut Tx, u: &UserRow) -> Result<()> {
+/// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations), in
+/// the same row so that a creation writes the row once.
+pub async fn insert(tx: &mut Tx, u: &UserRow, scim_values: Option<&str>) -> Result<()> {
     const SQL: &str = concat!(
         "INSERT INTO users (",
         user_columns!(),
-        ") ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        ", scim_values) ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
-    on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).bind(scim_values).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -83,22 +85,15 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     };
     for u in users {
         sql.push_str(&format!(
-            "INSERT INTO users ({}) VALUES ({}); ",
+            "INSERT INTO users ({}, scim_values) VALUES ({}); ",
             user_columns!(),
-            params(&mut n, 19)
+            params(&mut n, 20)
         ));
         for _ in u.assignments {
             sql.push_str(&format!(
                 "INSERT INTO role_assignments ({}) VALUES ({}); ",
                 assignment_columns!(),
                 params(&mut n, 10)
-            ));
-        }
-        if u.idp_values.is_some() {
-            sql.push_str(&format!(
-                "UPDATE users SET scim_values = {} WHERE id = {}; ",
-                params(&mut n, 1),
-                params(&mut n, 1)
             ));
         }
         let first_event_param = n + 1;
@@ -115,12 +110,9 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     sql.push_str("COMMIT;");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for u in users {
-        q = bind_user!(q, u.row);
+        q = bind_user!(q, u.row).bind(u.idp_values);
         for a in u.assignments {
             q = bind_assignment!(q, a);
-        }
-        if let Some(v) = u.idp_values {
-            q = q.bind(v).bind(&u.row.id);
         }
         q = bind_event!(q, u.event);
     }
@@ -147,12 +139,9 @@ pub struct NewUser<'a> {
 }
 
 async fn insert_parts(tx: &mut Tx, n: &NewUser<'_>) -> Result<()> {
-    insert(tx, n.row).await?;
+    insert(tx, n.row, n.idp_values).await?;
     for a in n.assignments {
         crate::roles::assign(tx, a).await?;
-    }
-    if let Some(v) = n.idp_values {
-        crate::scim::set_idp_values(tx, &n.row.org_id, &n.row.id, v).await?;
     }
     crate::audit::insert(tx, n.event).await
 }

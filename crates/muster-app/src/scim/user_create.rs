@@ -178,7 +178,18 @@ async fn insert_batch(
             idp_values: Some(&n.values),
         })
         .collect();
-    let written = muster_store::users::insert_many(&app.db, &news).await;
+    // On SQLite the whole batch goes as one multi-statement transaction when
+    // nothing in it conflicts (the usual case); otherwise, and always on
+    // PostgreSQL, one savepoint per user says which failed.
+    let all_at_once = app.db.backend() == muster_store::Backend::Sqlite
+        && muster_store::users::insert_all(&app.db, &news)
+            .await
+            .is_ok();
+    let written = if all_at_once {
+        Ok(news.iter().map(|_| Ok(())).collect())
+    } else {
+        muster_store::users::insert_many(&app.db, &news).await
+    };
     drop(news);
     match written {
         Ok(results) => {
