@@ -146,36 +146,17 @@ async fn insert_parts(tx: &mut Tx, n: &NewUser<'_>) -> Result<()> {
     crate::audit::insert(tx, n.event).await
 }
 
-/// Many new users of one organization in one transaction, in order, each
-/// under its own savepoint: one that fails (a unique conflict, say) is rolled
-/// back alone and reported in its slot; the rest share one durable commit
-/// (SCIM Bulk provisioning). `Err` means the transaction itself failed and
-/// nothing was written.
-///
-/// On PostgreSQL the batch first locks all of the organization's count shard
-/// rows (migration 0003), in shard order: two batches running at once then
-/// queue instead of deadlocking on them.
+/// Many new users in one transaction, in order, each under its own
+/// savepoint: one that fails (a unique conflict, say) is rolled back alone and
+/// reported in its slot; the rest share one durable commit (SCIM Bulk
+/// provisioning). `Err` means the transaction itself failed and nothing was
+/// written.
 pub async fn insert_many(db: &Db, users: &[NewUser<'_>]) -> Result<Vec<Result<()>>> {
     let mut out: Vec<Result<()>> = Vec::with_capacity(users.len());
-    let Some(first) = users.first() else {
+    if users.is_empty() {
         return Ok(out);
-    };
-    let mut tx = db.begin().await?;
-    if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
-        sqlx::query(
-            "INSERT INTO scim_user_counts (org_id, shard, n) \
-             SELECT $1, s, 0 FROM generate_series(0, 15) AS s ON CONFLICT DO NOTHING",
-        )
-        .bind(&first.row.org_id)
-        .execute(&mut **t)
-        .await?;
-        sqlx::query(
-            "SELECT shard FROM scim_user_counts WHERE org_id = $1 ORDER BY shard FOR UPDATE",
-        )
-        .bind(&first.row.org_id)
-        .execute(&mut **t)
-        .await?;
     }
+    let mut tx = db.begin().await?;
     for n in users {
         exec(&mut tx, "SAVEPOINT new_user").await?;
         match insert_parts(&mut tx, n).await {
@@ -374,14 +355,25 @@ pub async fn matches(
         .bind(org_id).bind(external_id).bind(email.to_lowercase()).fetch_all(c).await)?)
 }
 
-/// How many users SCIM sees in the organization: the sum of the shard rows
-/// the `users_scim_count` triggers keep (migration 0003).
+/// How many users SCIM sees in the organization: on SQLite the count its
+/// triggers keep, on PostgreSQL a count over the `users_scim` index
+/// (migration 0003 says why).
 pub async fn count_scim(db: &Db, org_id: &str) -> Result<i64> {
-    Ok(on_db!(db, c => sqlx::query_scalar(COUNT_SCIM).bind(org_id).fetch_one(c).await)?)
+    Ok(
+        on_db!(db, c => sqlx::query_scalar(count_sql(db.backend())).bind(org_id).fetch_one(c).await)?,
+    )
 }
 
-const COUNT_SCIM: &str =
-    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM scim_user_counts WHERE org_id = $1";
+fn count_sql(b: crate::Backend) -> &'static str {
+    match b {
+        crate::Backend::Sqlite => {
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM scim_user_counts WHERE org_id = $1"
+        }
+        crate::Backend::Postgres => {
+            "SELECT COUNT(*) FROM users WHERE org_id = $1 AND scim_hidden = FALSE"
+        }
+    }
+}
 
 /// A SCIM page of users in id order and the total it is a page of, read in one
 /// snapshot so that the two agree.
@@ -406,7 +398,7 @@ pub enum PageStart {
 pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> Result<ScimPage> {
     macro_rules! run {
         ($tx:expr) => {{
-            let total: i64 = sqlx::query_scalar(COUNT_SCIM)
+            let total: i64 = sqlx::query_scalar(count_sql(db.backend()))
                 .bind(org_id)
                 .fetch_one(&mut *$tx)
                 .await?;
