@@ -60,27 +60,43 @@ DATABASE_URI = "sqlite:///$dir/canaille-data/canaille.sqlite"
 [CANAILLE_SCIM]
 ENABLE_SERVER = true
 TOML
-export CONFIG="$dir/canaille-data/config.toml"
+# canaille 0.3 reads its configuration file from CANAILLE_CONFIG (a file it
+# does not find leaves it on defaults: ./canaille.sqlite in the working
+# directory, which is why it also runs from its data directory).
+export CANAILLE_CONFIG="$dir/canaille-data/config.toml"
+cd "$dir/canaille-data"
 "$dir/canaille/bin/canaille" install >/dev/null 2>&1
 client=$("$dir/canaille/bin/canaille" create client --client-id bench --client-secret bench \
   --client-name bench --grant-types client_credentials --scope openid 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-"$dir/canaille/bin/canaille" create token --token-id bench --access-token bench --client "$client" \
+# (An access token equal to the client secret collides with one canaille
+# keeps for the client itself: use another.)
+ctoken=bench-$RANDOM$RANDOM
+"$dir/canaille/bin/canaille" create token --token-id bench --access-token "$ctoken" --client "$client" \
   --type access_token --scope openid --lifetime 100000000 \
   --issue-date "$(date -u +%Y-%m-%dT%H:%M:%S)" >/dev/null 2>&1
-"$dir/canaille/bin/hypercorn" -b 127.0.0.1:8094 'canaille:create_app()' >/dev/null 2>&1 &
+"$dir/canaille/bin/hypercorn" -b 127.0.0.1:8094 'canaille:create_app()' >"$dir/canaille-data/log" 2>&1 &
 pids+=($!)
+cd - >/dev/null
 
 "$dir/scim2/bin/scim2-server" --bearer-token bench --port 8091 >/dev/null 2>&1 &
 pids+=($!)
 (cd "$dir/scimmy" && exec node scimmy-server.mjs 8092 bench) >/dev/null 2>&1 &
 pids+=($!)
 
+# Every server up and idle before the first measurement (a Python server
+# still importing would take CPU from the one being measured).
+for url in http://127.0.0.1:8093/healthz http://127.0.0.1:8094/scim/v2/ServiceProviderConfig \
+  http://127.0.0.1:8091/ServiceProviderConfig http://127.0.0.1:8092/scim/v2/ServiceProviderConfig; do
+  until curl -s -o /dev/null "$url"; do sleep 0.5; done
+done
+sleep 3
+
 run() {
   cargo bench -p muster --bench scim_load --quiet -- --external "$1" --url "$2" --token "$3" \
     --users "$users" --seconds "$seconds"
 }
 run muster http://127.0.0.1:8093/scim/v2 "$mtoken"
-run canaille http://127.0.0.1:8094/scim/v2 bench
+run canaille http://127.0.0.1:8094/scim/v2 "$ctoken"
 run scim2-server http://127.0.0.1:8091 bench
 run scimmy http://127.0.0.1:8092/scim/v2 bench

@@ -1,6 +1,8 @@
 // A minimal in-memory SCIM server on SCIMMY (npm `scimmy`, `scimmy-routers`),
 // the way its README wires it, for side-by-side measurements only
-// (BENCHMARKS.md). Users live in a Map; SCIMMY applies filters itself.
+// (BENCHMARKS.md). Users live in a Map. SCIMMY parses the filter but leaves
+// matching to the egress handler, which runs it over every stored user (its
+// README's way: `resource.filter.match(values)`).
 //
 //   node scimmy-server.mjs PORT TOKEN
 import express from "express";
@@ -22,7 +24,11 @@ function store(map) {
             map.set(id, record);
             return record;
         },
-        egress: (resource) => (resource.id ? map.get(resource.id) : [...map.values()]),
+        egress: (resource) => {
+            if (resource.id) return map.get(resource.id);
+            const all = [...map.values()];
+            return resource.filter ? resource.filter.match(all) : all;
+        },
         degress: (resource) => {
             map.delete(resource.id);
         },
