@@ -110,9 +110,9 @@ impl Rng {
 }
 
 /// `POST /Users` at CONCURRENCY for `seconds`: (users/s, the (id, userName)s
-/// created, the requests refused). Only 201s count; a server that fails some
-/// requests under load (canaille answers 500 when its SQLite file is busy) is
-/// reported with its failures rather than stopping the run.
+/// created, the requests refused). Only 201s count; a server that refuses
+/// some (canaille answered 500s while its database still held an earlier
+/// run's users) is reported with its failures rather than stopping the run.
 async fn creates(t: &Target, seconds: f64, tag: &str) -> (f64, Vec<(String, String)>, u64) {
     let ids = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicU64::new(0));
