@@ -69,8 +69,7 @@ cd "$dir/canaille-data"
 client=$("$dir/canaille/bin/canaille" create client --client-id bench --client-secret bench \
   --client-name bench --grant-types client_credentials --scope openid 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-# (An access token equal to the client secret collides with one canaille
-# keeps for the client itself: use another.)
+# A bearer token of this run's own, distinct from the client secret.
 ctoken=bench-$RANDOM$RANDOM
 "$dir/canaille/bin/canaille" create token --token-id bench --access-token "$ctoken" --client "$client" \
   --type access_token --scope openid --lifetime 100000000 \

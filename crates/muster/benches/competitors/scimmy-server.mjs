@@ -1,8 +1,8 @@
 // A minimal in-memory SCIM server on SCIMMY (npm `scimmy`, `scimmy-routers`),
 // the way its README wires it, for side-by-side measurements only
 // (BENCHMARKS.md). Users live in a Map. SCIMMY parses the filter but leaves
-// matching to the egress handler, which runs it over every stored user (its
-// README's way: `resource.filter.match(values)`).
+// matching to the egress handler, which runs it over every stored user with
+// SCIMMY's own matcher (`resource.filter.match(values)`).
 //
 //   node scimmy-server.mjs PORT TOKEN
 import express from "express";
