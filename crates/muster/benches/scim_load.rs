@@ -186,11 +186,7 @@ async fn filter_latency(t: &Target, names: Arc<Vec<String>>, n: usize) -> Value 
             let (t, names, wrong) = (t.clone(), names.clone(), wrong.clone());
             async move {
                 let name = &names[Rng(i as u64 * 7919 + 17).below(names.len() as u64) as usize];
-                let f = format!("userName eq \"{name}\"");
-                let path = format!("/Users?filter={}", urlencode(&f));
-                let (s, v) = t.send(reqwest::Method::GET, &path, None).await;
-                let found = v["Resources"][0]["userName"].as_str();
-                if s != 200 || v["totalResults"] != 1 || found != Some(name.as_str()) {
+                if !find_user(&t, name).await.0 {
                     wrong.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -209,21 +205,23 @@ async fn filter_latency(t: &Target, names: Arc<Vec<String>>, n: usize) -> Value 
 /// endpoint for many minutes. Such a server is reported once, with what it
 /// returned and how long that took, instead of a latency it does not have.
 async fn filter_probe(t: &Target, name: &str) -> Option<Value> {
-    let f = format!("userName eq \"{name}\"");
-    let started = std::time::Instant::now();
-    let (s, v) = t
-        .send(
-            reqwest::Method::GET,
-            &format!("/Users?filter={}", urlencode(&f)),
-            None,
-        )
-        .await;
+    let started = Instant::now();
+    let (right, s, v) = find_user(t, name).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let right = s == 200 && v["totalResults"] == 1 && v["Resources"][0]["userName"] == name;
     (!right).then(|| {
         json!({"filter_ignored": true, "status": s, "total_results": v["totalResults"],
             "ms": ms.round()})
     })
+}
+
+/// `GET /Users?filter=userName eq "name"`: whether the answer was exactly that
+/// one user, with the status and body.
+async fn find_user(t: &Target, name: &str) -> (bool, u16, Value) {
+    let f = format!("userName eq \"{name}\"");
+    let path = format!("/Users?filter={}", urlencode(&f));
+    let (s, v) = t.send(reqwest::Method::GET, &path, None).await;
+    let right = s == 200 && v["totalResults"] == 1 && v["Resources"][0]["userName"] == name;
+    (right, s, v)
 }
 
 /// Muster's own answers must all be right.
