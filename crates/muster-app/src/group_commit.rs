@@ -98,6 +98,7 @@ fn new_user(j: &Job) -> NewUser<'_> {
         assignments: &j.assignments,
         event: &j.event,
         idp_values: j.idp_values.as_deref(),
+        invitation: None,
     }
 }
 

@@ -8,6 +8,8 @@ pub mod caller;
 mod error;
 mod group_commit;
 pub mod groups;
+pub mod imports;
+pub mod mail;
 pub mod orgs;
 pub mod paging;
 pub mod passwords;

@@ -35,7 +35,9 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("muster-hash-{i}"))
                 .spawn(move || {
-                    let mut memory = vec![Block::default(); default_params().block_count()];
+                    // Sized by the first hash, so a process that never hashes
+                    // (the CLI's import, say) never holds the 19 MiB per thread.
+                    let mut memory: Vec<Block> = Vec::new();
                     loop {
                         let job = match rx.lock() {
                             Ok(r) => r.recv(),
@@ -77,9 +79,13 @@ impl Hasher {
         rand::rng().fill_bytes(&mut salt);
         self.run(move |memory| {
             let params = default_params();
+            if memory.len() < params.block_count() {
+                memory.resize(params.block_count(), Block::default());
+            }
             let mut out = [0u8; OUTPUT_LEN];
             let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-            a.hash_password_into_with_memory(pw.as_bytes(), &salt, &mut out, memory.as_mut_slice())
+            let blocks = memory.get_mut(..params.block_count())?;
+            a.hash_password_into_with_memory(pw.as_bytes(), &salt, &mut out, blocks)
                 .ok()?;
             Some(format!(
                 "$argon2id$v=19$m={},t={},p={}${}${}",

@@ -176,7 +176,7 @@ pub(crate) async fn insert_new_user(
     role_keys: &[String],
     idp_values: Option<&str>,
 ) -> Result<UserView> {
-    let (assignments, event) = new_user_parts(app, caller, org, &row, role_keys).await?;
+    let (assignments, event) = new_user_parts(app, caller, org, &row, role_keys, &[]).await?;
     let job = crate::group_commit::Job {
         row: row.clone(),
         assignments,
@@ -199,6 +199,7 @@ pub(crate) async fn new_user_parts(
     org: &crate::caller::OrgRef,
     row: &UserRow,
     role_keys: &[String],
+    details: &[(&str, Value)],
 ) -> Result<(Vec<AssignmentRow>, muster_core::audit::StoredEvent)> {
     let now = row.created_at;
     let mut assignments: Vec<AssignmentRow> = Vec::new();
@@ -228,12 +229,15 @@ pub(crate) async fn new_user_parts(
         });
     }
     let granted: Vec<&str> = assignments.iter().map(|a| a.role_key.as_str()).collect();
-    let ev = Event::new(&org.id, "user.created")
+    let mut ev = Event::new(&org.id, "user.created")
         .target("user", &row.id)
         .change("email", (), &row.email)
         .change("state", (), &row.state)
         .detail("roles", &granted)
         .detail("source", &row.source);
+    for (k, v) in details {
+        ev = ev.detail(k, v);
+    }
     Ok((assignments, audit::build(app, caller, ev)))
 }
 
@@ -375,18 +379,11 @@ pub async fn update(
     if edited.user_name != row.user_name {
         ev = ev.change("user_name", &row.user_name, &edited.user_name);
     }
-    let (b, a) = (
-        serde_json::to_value(&before).unwrap_or(Value::Null),
-        serde_json::to_value(&edited.profile).unwrap_or(Value::Null),
+    ev = profile_changes(
+        ev,
+        &serde_json::to_value(&before).unwrap_or(Value::Null),
+        &serde_json::to_value(&edited.profile).unwrap_or(Value::Null),
     );
-    if let (Value::Object(b), Value::Object(a)) = (&b, &a) {
-        let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
-        for k in keys {
-            if b.get(k) != a.get(k) {
-                ev = ev.change(&format!("profile.{k}"), b.get(k), a.get(k));
-            }
-        }
-    }
     if ev.changes.is_empty() {
         return row.try_into();
     }
@@ -410,6 +407,20 @@ pub async fn update(
     tx.commit().await?;
     row.version += 1;
     row.try_into()
+}
+
+/// Adds a `profile.<key>: [before, after]` change for each top-level profile
+/// key that differs: how every user update records what it changed.
+pub(crate) fn profile_changes<'a>(mut ev: Event<'a>, before: &Value, after: &Value) -> Event<'a> {
+    if let (Value::Object(b), Value::Object(a)) = (before, after) {
+        let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for k in keys {
+            if b.get(k) != a.get(k) {
+                ev = ev.change(&format!("profile.{k}"), b.get(k), a.get(k));
+            }
+        }
+    }
+    ev
 }
 
 /// RFC 7396 §2: objects merge recursively, `null` removes, anything else replaces.

@@ -37,5 +37,7 @@ id_type!(
     ApiTokenId,
     ScimTokenId,
     SessionId,
+    InvitationId,
+    OutboxEmailId,
     AuditEventId
 );

@@ -8,12 +8,17 @@
 mod macros;
 pub mod access;
 pub mod audit;
+mod creations;
 mod db;
 mod error;
 pub mod groups;
+pub mod imports;
+pub mod invitations;
 pub mod orgs;
+pub mod outbox;
 pub mod roles;
 pub mod scim;
+pub mod scratch;
 pub mod tokens;
 pub mod users;
 

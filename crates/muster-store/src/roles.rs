@@ -136,6 +136,32 @@ pub async fn assignments(
     )
 }
 
+/// The roles each of these users holds directly in the organization scope:
+/// (user id, role key), for an export.
+pub async fn org_role_keys(
+    db: &Db,
+    org_id: &str,
+    user_ids: &[&str],
+) -> Result<Vec<(String, String)>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (2..2 + user_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT a.user_id, r.role_key FROM role_assignments a JOIN roles r ON r.id = a.role_id
+         WHERE a.org_id = $1 AND a.scope_kind = 'organization' AND a.user_id IN ({})
+         ORDER BY a.user_id, r.role_key",
+        list.join(", ")
+    );
+    on_db!(db, c => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);
+        for id in user_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(c).await?)
+    })
+}
+
 pub async fn unassign(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query("DELETE FROM role_assignments WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;

@@ -54,6 +54,7 @@ pub async fn insert_new(
         assignments,
         event,
         idp_values,
+        invitation: None,
     };
     insert_all(db, std::slice::from_ref(&new)).await
 }
@@ -66,13 +67,18 @@ pub async fn insert_new(
 /// the single writer is held, so the whole transaction goes as one
 /// multi-statement query: `BEGIN IMMEDIATE; …; COMMIT` (sqlx numbers `$N`
 /// across the statements), rolled back by hand if any part fails. PostgreSQL
-/// runs an ordinary transaction (one data-modifying-CTE statement was tried
-/// and was not faster here: see BENCHMARKS.md).
+/// writes many users with one multi-row statement per table (`creations`);
+/// one user goes as an ordinary transaction.
 pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
-    let Db::Sqlite { write, .. } = db else {
+    let one_query = users.iter().all(|u| u.invitation.is_none());
+    let (Db::Sqlite { write, .. }, true) = (db, one_query) else {
         let mut tx = db.begin().await?;
-        for n in users {
-            insert_parts(&mut tx, n).await?;
+        if one_query && users.len() > 1 {
+            crate::creations::insert_pg(&mut tx, users).await?;
+        } else {
+            for n in users {
+                insert_parts(&mut tx, n).await?;
+            }
         }
         return tx.commit().await;
     };
@@ -136,12 +142,17 @@ pub struct NewUser<'a> {
     pub assignments: &'a [AssignmentRow],
     pub event: &'a StoredEvent,
     pub idp_values: Option<&'a str>,
+    /// An invitation and its email, for a user created `invited`.
+    pub invitation: Option<&'a crate::invitations::NewInvitation>,
 }
 
 async fn insert_parts(tx: &mut Tx, n: &NewUser<'_>) -> Result<()> {
     insert(tx, n.row, n.idp_values).await?;
     for a in n.assignments {
         crate::roles::assign(tx, a).await?;
+    }
+    if let Some(inv) = n.invitation {
+        crate::invitations::insert(tx, &n.row.org_id, &n.row.id, inv, n.row.created_at).await?;
     }
     crate::audit::insert(tx, n.event).await
 }
@@ -353,6 +364,61 @@ pub async fn matches(
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql)
         .bind(org_id).bind(external_id).bind(email.to_lowercase()).fetch_all(c).await)?)
+}
+
+/// The users with any of these external ids or email keys, in one round
+/// trip: what an import batch matches its rows against.
+pub async fn matches_many(
+    db: &Db,
+    org_id: &str,
+    external_ids: &[&str],
+    email_keys: &[&str],
+) -> Result<Vec<Match>> {
+    if external_ids.is_empty() && email_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLS}, scim_hidden, TRUE AS by_external_id FROM users WHERE org_id = $1 AND external_id IN ({}) \
+         UNION ALL \
+         SELECT {COLS}, scim_hidden, FALSE AS by_external_id FROM users WHERE org_id = $1 AND email_key IN ({})",
+        in_list(2, external_ids.len()),
+        in_list(2 + external_ids.len(), email_keys.len()),
+    );
+    on_db!(db, c => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);
+        for v in external_ids.iter().chain(email_keys) {
+            q = q.bind(*v);
+        }
+        Ok(q.fetch_all(c).await?)
+    })
+}
+
+/// `$from, $from+1, …` for an IN list of `n` values (`NULL` when empty).
+fn in_list(from: usize, n: usize) -> String {
+    let p: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
+    if p.is_empty() {
+        "NULL".to_owned()
+    } else {
+        p.join(", ")
+    }
+}
+
+/// The emails of these users (an export names managers by address).
+pub async fn emails_of(db: &Db, org_id: &str, ids: &[&str]) -> Result<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, email FROM users WHERE org_id = $1 AND id IN ({})",
+        in_list(2, ids.len())
+    );
+    on_db!(db, c => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(c).await?)
+    })
 }
 
 /// How many users SCIM sees in the organization: on SQLite the count its

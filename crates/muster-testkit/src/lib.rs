@@ -25,6 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+pub mod smtp;
+
 pub use muster_app;
 pub use muster_core;
 pub use muster_store;

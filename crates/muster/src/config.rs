@@ -34,6 +34,12 @@ pub struct Flags {
     /// Log format: pretty or json [default: pretty]
     #[arg(long, global = true, env = "MUSTER_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// smtp://[user:pass@]host[:port] or smtps://… [default: .eml files in <data dir>/outbox]
+    #[arg(long, global = true, env = "MUSTER_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of Muster's emails [default: Muster <no-reply@host of the public URL>]
+    #[arg(long, global = true, env = "MUSTER_EMAIL_FROM")]
+    pub email_from: Option<String>,
 }
 
 /// The file's keys are the variable names without `MUSTER_`, in lower case.
@@ -46,6 +52,8 @@ struct FileConfig {
     database_url: Option<String>,
     database_max_connections: Option<u32>,
     log_format: Option<String>,
+    smtp_url: Option<String>,
+    email_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +70,8 @@ pub struct Settings {
     pub database_url: String,
     pub max_connections: u32,
     pub log_format: LogFormat,
+    pub smtp_url: Option<String>,
+    pub email_from: String,
 }
 
 fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
@@ -146,6 +156,23 @@ impl Settings {
                 ));
             }
         };
+        let from = flags
+            .email_from
+            .clone()
+            .or(file.email_from)
+            .unwrap_or_else(|| {
+                format!(
+                    "Muster <no-reply@{}>",
+                    public_url.host_str().unwrap_or("localhost")
+                )
+            });
+        let smtp_url = flags.smtp_url.clone().or(file.smtp_url);
+        if let Some(u) = &smtp_url {
+            // The URL may hold a password: never echo it.
+            muster_app::mail::check(Some(u), "x@example.com")
+                .map_err(|e| bad("SMTP_URL", "smtp_url", e.replace(u.as_str(), "the URL")))?;
+        }
+        muster_app::mail::check(None, &from).map_err(|e| bad("EMAIL_FROM", "email_from", e))?;
         Ok(Self {
             listen,
             public_url,
@@ -153,7 +180,19 @@ impl Settings {
             database_url,
             max_connections,
             log_format,
+            smtp_url,
+            email_from: from,
         })
+    }
+
+    /// How emails leave: SMTP when configured, else `.eml` files in the
+    /// data directory's outbox folder. Call within the runtime.
+    pub fn mailer(&self) -> anyhow::Result<muster_app::mail::Mailer> {
+        let m = match &self.smtp_url {
+            Some(u) => muster_app::mail::Mailer::smtp(u, &self.email_from),
+            None => muster_app::mail::Mailer::files(self.data_dir.join("outbox"), &self.email_from),
+        };
+        m.map_err(|e| anyhow::anyhow!("invalid email configuration: {e}"))
     }
 
     /// Creates the data directory when the database lives in it.

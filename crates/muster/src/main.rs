@@ -1,6 +1,8 @@
 //! `muster`: the server and its operator commands (DESIGN.md §2 "CLI").
 
 mod config;
+mod progress;
+mod transfer;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -42,6 +44,10 @@ enum Command {
     /// The audit log
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Create or update users from a CSV or JSON Lines file
+    Import(transfer::ImportArgs),
+    /// Write the organization's users as CSV or JSON Lines (no secrets)
+    Export(transfer::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -201,7 +207,11 @@ async fn open(s: &Settings) -> anyhow::Result<App> {
         .context("cannot open the database")
 }
 
-fn print(json: bool, value: &impl serde::Serialize, human: String) -> anyhow::Result<()> {
+pub(crate) fn print(
+    json: bool,
+    value: &impl serde::Serialize,
+    human: String,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, value)?;
@@ -356,6 +366,15 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
             )?;
             Ok(ok)
         }
+        Command::Import(a) => {
+            let app = open(&s).await?;
+            let mailer = s.mailer()?;
+            transfer::import(&app, &operator(), a, &mailer, s.public_url.as_str()).await
+        }
+        Command::Export(a) => {
+            let app = open(&s).await?;
+            transfer::export_users(&app, &operator(), a).await
+        }
         Command::Audit(AuditCmd::Verify { org, json }) => {
             let app = open(&s).await?;
             let orgs = match org {
@@ -449,6 +468,18 @@ fn csv_cell(s: &str) -> String {
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let app = open(&s).await?;
     let sealer = app.spawn_sealer();
+    let outbound = s.mailer()?;
+    let mailer = {
+        let (app, mailer, url) = (app.clone(), outbound.clone(), s.public_url.to_string());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = muster_app::mail::deliver_due(&app, &mailer, &url, 100).await {
+                    tracing::error!(error = %e, "delivering the email outbox failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        })
+    };
     let metrics = muster_web::metrics_handle();
     // Histograms buffer raw samples until upkeep folds them into buckets.
     let upkeep = {
@@ -474,8 +505,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         muster_app::Backend::Postgres => "PostgreSQL",
     };
     println!(
-        "Muster listening on http://{addr} ({backend}); public URL {}",
-        s.public_url
+        "Muster listening on http://{addr} ({backend}); public URL {}; email via {}",
+        s.public_url,
+        outbound.describe()
     );
     println!("Create your first organization and its owner:");
     println!("  muster org create --slug acme --name \"Acme\"");
@@ -491,6 +523,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     sealer.abort();
+    mailer.abort();
     upkeep.abort();
     app.seal_all().await?;
     app.db.close().await;

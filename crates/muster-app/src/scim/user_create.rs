@@ -156,7 +156,7 @@ async fn insert_batch(
     let mut parts = Vec::with_capacity(batch.len());
     let mut ready = Vec::with_capacity(batch.len());
     for (i, n) in batch {
-        match new_user_parts(app, caller, org, &n.row, &member()).await {
+        match new_user_parts(app, caller, org, &n.row, &member(), &[]).await {
             Ok(p) => {
                 parts.push(p);
                 ready.push((i, n));
@@ -176,15 +176,16 @@ async fn insert_batch(
             assignments,
             event,
             idp_values: Some(&n.values),
+            invitation: None,
         })
         .collect();
-    // On SQLite the whole batch goes as one multi-statement transaction when
-    // nothing in it conflicts (the usual case); otherwise, and always on
-    // PostgreSQL, one savepoint per user says which failed.
-    let all_at_once = app.db.backend() == muster_store::Backend::Sqlite
-        && muster_store::users::insert_all(&app.db, &news)
-            .await
-            .is_ok();
+    // The whole batch goes at once when nothing in it conflicts (the usual
+    // case: one multi-statement transaction on SQLite, a multi-row statement
+    // per table on PostgreSQL); otherwise one savepoint per user says which
+    // failed.
+    let all_at_once = muster_store::users::insert_all(&app.db, &news)
+        .await
+        .is_ok();
     let written = if all_at_once {
         Ok(news.iter().map(|_| Ok(())).collect())
     } else {

@@ -15,6 +15,7 @@ mod authz;
 mod bad_input;
 mod cli;
 mod groups;
+mod imports;
 mod ops;
 mod schema;
 mod scim;
