@@ -245,7 +245,16 @@ pub fn invitation_email(
     expires: i64,
 ) -> Email {
     let base = public_url.trim_end_matches('/');
-    let until = rfc3339(expires);
+    // A date a person reads: minutes, no fractions of a second.
+    let until = time::OffsetDateTime::from_unix_timestamp(expires.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| rfc3339(expires));
     Email {
         to: to.to_owned(),
         subject: format!("You are invited to join {org}"),
@@ -254,7 +263,7 @@ pub fn invitation_email(
              {org} has invited you to join them.\n\n\
              Accept the invitation and set up your account here:\n\
              {base}/invitations/accept?token={secret}\n\n\
-             The link can be used once and works until {until} (UTC).\n\
+             The link can be used once and works until {until}.\n\
              If you did not expect this invitation, you can ignore this email.\n"
         ),
     }
@@ -293,6 +302,6 @@ mod tests {
             e.text
                 .contains("https://id.acme.example/invitations/accept?token=s3cret\n")
         );
-        assert!(e.text.contains("works until 1970-01-01T00:00:00Z"));
+        assert!(e.text.contains("works until 1970-01-01 00:00 UTC."));
     }
 }

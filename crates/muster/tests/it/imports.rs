@@ -19,7 +19,24 @@ both!(
     an_import_never_touches_another_organization_or_an_idp_managed_user,
     invited_users_get_their_invitation_over_a_real_smtp_conversation,
     without_smtp_invitations_land_in_the_outbox_folder_and_a_failed_send_waits,
+    ctrl_c_stops_the_cli_after_its_batch_and_the_next_run_finishes,
 );
+
+#[test]
+fn the_invitation_email_reads_as_reviewed() {
+    // Rendered emails are contracts (CONVENTIONS rule 12): a change shows here.
+    let e = muster_testkit::muster_app::mail::invitation_email(
+        "ann@acme.example",
+        "Acme Inc.",
+        "https://id.acme.example/",
+        "SECRET-FROM-THE-TEST",
+        1_796_212_800_000,
+    );
+    insta::assert_snapshot!(
+        "invitation_email",
+        format!("To: {}\nSubject: {}\n\n{}", e.to, e.subject, e.text)
+    );
+}
 
 fn file(name: &str, body: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("muster-imp-{}", uuid::Uuid::now_v7().simple()));
@@ -646,4 +663,63 @@ async fn without_smtp_invitations_land_in_the_outbox_folder_and_a_failed_send_wa
         .await;
     assert_eq!(waiting, 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn ctrl_c_stops_the_cli_after_its_batch_and_the_next_run_finishes(t: TestApp) {
+    t.org_with_owner("acme").await;
+    let mut body = String::from("email,givenName\n");
+    for i in 0..20_000 {
+        body.push_str(&format!("p{i}@acme.example,P{i}\n"));
+    }
+    let f = file("big.csv", body.as_bytes());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["import", "--org", "acme", f.to_str().unwrap()])
+        .env("MUSTER_DATABASE_URL", &t.url)
+        .env_remove("MUSTER_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first batch is written, press Ctrl-C (SIGINT).
+    let started = std::time::Instant::now();
+    while t
+        .scalar("SELECT COUNT(*) FROM import_runs WHERE lines_done > 0")
+        .await
+        == 0
+    {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the import never wrote a batch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{so}{se}");
+    assert!(se.contains("stopping after the current batch"), "{se}");
+    let stopped: i64 = so
+        .split("stopped after row ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stopping row in {so}"));
+    assert!(stopped < 20_001, "it stopped before the end: {so}");
+    // Every row up to the one named is written, none after it (the owner too).
+    assert_eq!(users(&t, "acme").await, stopped);
+    let (out, so, _) = run(&t, &["import", "--org", "acme", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{so}");
+    assert!(
+        so.contains(&format!(
+            "continued an earlier run of this file after row {stopped}"
+        )),
+        "{so}"
+    );
+    assert_eq!(users(&t, "acme").await, 20_001);
 }
