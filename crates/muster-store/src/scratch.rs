@@ -5,12 +5,15 @@
 //! several gigabytes under 100 MB).
 
 use crate::Result;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection as Conn};
 use std::path::PathBuf;
 
+/// One connection, not a pool: the run uses it one step at a time, and a
+/// pool's maintenance task was seen spinning at 100 % CPU against `close()`
+/// in sqlx 0.9.0, hanging the import at its end.
 pub struct Scratch {
-    pool: SqlitePool,
+    conn: tokio::sync::Mutex<SqliteConnection>,
     path: PathBuf,
 }
 
@@ -27,26 +30,27 @@ impl Scratch {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Off)
             .synchronous(SqliteSynchronous::Off);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
+        let mut conn = Conn::connect_with(&opts).await?;
         sqlx::raw_sql(
             "CREATE TABLE seen (key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE failed (line INTEGER PRIMARY KEY);
              CREATE TABLE refs (line INTEGER PRIMARY KEY, ref TEXT NOT NULL, email_key TEXT NOT NULL, ext_key TEXT NOT NULL);
              CREATE TABLE pending (line INTEGER PRIMARY KEY, user_id TEXT NOT NULL, ref TEXT NOT NULL);",
         )
-        .execute(&pool)
+        .execute(&mut conn)
         .await?;
-        Ok(Self { pool, path })
+        Ok(Self {
+            conn: tokio::sync::Mutex::new(conn),
+            path,
+        })
     }
 
     /// Claims each `(key, line)`; for each, the earlier line that claimed the
     /// same key, or `None` when this line is the first (or already held it).
     pub async fn claim(&self, keys: &[(String, i64)]) -> Result<Vec<Option<i64>>> {
         let mut first: std::collections::HashMap<String, i64> = Default::default();
-        let mut tx = self.pool.begin().await?;
+        let mut c = self.conn.lock().await;
+        let mut tx = c.begin().await?;
         // One statement per 1,000 keys: a statement per key costs more in
         // round trips to SQLite's thread than the insert itself.
         for chunk in keys.chunks(1000) {
@@ -74,7 +78,8 @@ impl Scratch {
 
     /// Remembers lines that failed the check, so the writing pass skips them.
     pub async fn mark_failed(&self, lines: &[i64]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut c = self.conn.lock().await;
+        let mut tx = c.begin().await?;
         for l in lines {
             sqlx::query("INSERT OR IGNORE INTO failed (line) VALUES ($1)")
                 .bind(l)
@@ -93,7 +98,7 @@ impl Scratch {
             )
             .bind(from)
             .bind(to)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn.lock().await)
             .await?,
         )
     }
@@ -101,7 +106,8 @@ impl Scratch {
     /// Remembers the manager each line names — as written, and as the email
     /// and externalId keys it would match — checked once the file is seen.
     pub async fn add_refs(&self, refs: &[(i64, String, String, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut c = self.conn.lock().await;
+        let mut tx = c.begin().await?;
         for (line, r, email_key, ext_key) in refs {
             sqlx::query("INSERT OR REPLACE INTO refs (line, ref, email_key, ext_key) VALUES ($1, $2, $3, $4)")
                 .bind(line)
@@ -133,13 +139,14 @@ impl Scratch {
         )
         .bind(line)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn.lock().await)
         .await?)
     }
 
     /// Users written before the manager they name: set once the file is done.
     pub async fn add_pending(&self, items: &[(i64, String, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut c = self.conn.lock().await;
+        let mut tx = c.begin().await?;
         for (line, user, r) in items {
             sqlx::query("INSERT OR REPLACE INTO pending (line, user_id, ref) VALUES ($1, $2, $3)")
                 .bind(line)
@@ -158,12 +165,12 @@ impl Scratch {
         )
         .bind(line)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn.lock().await)
         .await?)
     }
 
     pub async fn close(self) {
-        self.pool.close().await;
+        let _ = self.conn.into_inner().close().await;
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -119,6 +119,7 @@ const ALIASES: &[(&[&str], Target)] = &[
     ),
     (&["roles", "role"], Target::Roles),
     (&["customattributes"], Target::CustomJson),
+    (&["active"], Target::Core("active")),
     (
         &["id", "state", "source", "created", "lastmodified"],
         Target::ReadOnly,
@@ -166,7 +167,7 @@ pub fn profile_key(t: &Target) -> Option<String> {
         }
     };
     match t {
-        Target::Core("userName") => None,
+        Target::Core("userName" | "active") => None,
         Target::Core(n) | Target::Name(n) => Some(snake(n)),
         Target::Enterprise(n) => Some(format!("enterprise.{}", snake(n))),
         Target::Manager => Some("enterprise.manager".into()),
@@ -290,6 +291,12 @@ mod tests {
         );
         assert_eq!(target("custom."), None);
         assert_eq!(target("shoe size"), None);
+        assert_eq!(target("Active"), Some(Target::Core("active")));
+        assert_eq!(
+            profile_key(&Target::Core("active")),
+            None,
+            "a state, not profile data"
+        );
         assert_eq!(
             profile_key(&Target::Core("displayName")).as_deref(),
             Some("display_name")

@@ -45,6 +45,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "phoneNumbers",
     "roles",
     "customAttributes",
+    "active",
     "state",
     "source",
     "created",
@@ -162,6 +163,12 @@ fn values(v: &[MultiValue]) -> Value {
 }
 
 impl Exported<'_> {
+    /// SCIM's `active`: every state but `deactivated` (an import of `false`
+    /// deactivates, so a deactivated user comes back deactivated).
+    fn active(&self) -> bool {
+        self.row.state != muster_core::UserState::Deactivated.as_str()
+    }
+
     /// A SCIM user (RFC 7643 §4.1, §4.3) with Muster's extension.
     fn json(&self) -> Value {
         let p = self.profile;
@@ -173,6 +180,7 @@ impl Exported<'_> {
         };
         m.insert("id".into(), json!(self.row.id));
         m.insert("userName".into(), json!(self.row.user_name));
+        m.insert("active".into(), json!(self.active()));
         put(&mut m, "externalId", &p.external_id);
         let mut name = Map::new();
         put(&mut name, "formatted", &p.formatted_name);
@@ -280,6 +288,7 @@ impl Exported<'_> {
                 self.roles.join(";")
             },
             custom,
+            self.active().to_string(),
             self.row.state.clone(),
             self.row.source.clone(),
             rfc3339(self.row.created_at),

@@ -28,6 +28,8 @@ pub struct Candidate {
     /// The manager as written: a user id, an externalId or an email.
     pub manager: Option<String>,
     pub roles: Option<Vec<String>>,
+    /// `active` as the line gives it: `false` deactivates, `true` reactivates.
+    pub active: Option<bool>,
     /// The keys of `Profile`'s JSON this line sets; the others are left as
     /// they are on an existing user.
     pub covers: Vec<String>,
@@ -64,6 +66,7 @@ pub fn csv_doc(line: i64, cells: &[(&Target, &str)]) -> Result<Value, RowError> 
         let cell = super::export::undefuse(cell.trim());
         let text = || Value::String(cell.to_owned());
         match t {
+            Target::Core("active") if cell.is_empty() => {}
             Target::Core(n) => {
                 doc.insert((*n).into(), text());
             }
@@ -183,7 +186,7 @@ pub fn json_covers(doc: &Value) -> Vec<String> {
 }
 
 /// Attributes a line may carry but that an import never writes.
-const READ_ONLY: &[&str] = &["schemas", "id", "meta", "groups", "active"];
+const READ_ONLY: &[&str] = &["schemas", "id", "meta", "groups"];
 
 /// Checks one line's document and makes it a `Candidate`.
 pub fn candidate(line: i64, doc: Value, covers: Vec<String>) -> Result<Candidate, RowError> {
@@ -289,6 +292,7 @@ pub fn candidate(line: i64, doc: Value, covers: Vec<String>) -> Result<Candidate
             _ => err("", e.detail),
         }
     })?;
+    let active = input.active;
     let mut profile = input.profile;
     if placeholder {
         profile.emails.clear();
@@ -322,6 +326,7 @@ pub fn candidate(line: i64, doc: Value, covers: Vec<String>) -> Result<Candidate
         profile,
         manager,
         roles,
+        active,
         covers,
     })
 }

@@ -11,7 +11,9 @@ use crate::error::conflict;
 use crate::users::{USER_CONFLICTS, created, new_user_parts};
 use crate::{App, AppError, Caller, Result};
 use muster_core::users::{CreationSource, ManagedBy, Profile};
-use muster_core::{InvitationId, OutboxEmailId, RoleAssignmentId, UserId, UserState};
+use muster_core::{
+    InvitationId, LifecycleEvent, OutboxEmailId, RoleAssignmentId, UserId, UserState,
+};
 use muster_store::invitations::NewInvitation;
 use muster_store::outbox::OutboxRow;
 use muster_store::roles::AssignmentRow;
@@ -51,6 +53,8 @@ struct Change {
     version: i64,
     after: UserRow,
     add_roles: Vec<String>,
+    /// `active` in the file differs from the user's state.
+    lifecycle: Option<LifecycleEvent>,
 }
 
 pub(super) async fn batch(ctx: &Ctx<'_>, cands: Vec<Candidate>) -> Result<Outcome> {
@@ -181,12 +185,16 @@ async fn plan(ctx: &Ctx<'_>, found: &[Match], c: Candidate, out: &mut Outcome) -
             add
         }
     };
-    let same = after.user_name == u.user_name
+    let lifecycle = lifecycle_for(c.active, &u.state);
+    let edits = !(after.user_name == u.user_name
         && after.email == u.email
         && profile == before
-        && add_roles.is_empty();
-    if same {
+        && add_roles.is_empty());
+    if !edits && lifecycle.is_none() {
         return Ok(Plan::Same);
+    }
+    if !edits {
+        after = u.clone();
     }
     Ok(Plan::Change(Box::new(Change {
         line: c.line,
@@ -194,7 +202,18 @@ async fn plan(ctx: &Ctx<'_>, found: &[Match], c: Candidate, out: &mut Outcome) -
         version: u.version,
         after,
         add_roles,
+        lifecycle,
     })))
+}
+
+/// The transition that makes a user's state agree with `active` in the file.
+fn lifecycle_for(active: Option<bool>, state: &str) -> Option<LifecycleEvent> {
+    let deactivated = state == UserState::Deactivated.as_str();
+    match active {
+        Some(false) if !deactivated => Some(LifecycleEvent::Deactivate),
+        Some(true) if deactivated => Some(LifecycleEvent::Reactivate),
+        _ => None,
+    }
 }
 
 /// The existing profile with the keys the line covers taken from the line.
@@ -308,7 +327,12 @@ fn new_row(ctx: &Ctx<'_>, c: &Candidate) -> UserRow {
 async fn create(ctx: &Ctx<'_>, news: Vec<(Candidate, UserRow)>, out: &mut Outcome) -> Result<()> {
     let mut parts = Vec::with_capacity(news.len());
     let mut ready = Vec::with_capacity(news.len());
+    // `active: false` in the file: created, then deactivated.
+    let mut inactive: Vec<String> = Vec::new();
     for (c, row) in news {
+        if c.active == Some(false) {
+            inactive.push(row.id.clone());
+        }
         let keys = c.roles.clone().unwrap_or_else(|| vec!["member".to_owned()]);
         let details = [("import", json!({ "run": ctx.run, "line": c.line }))];
         match new_user_parts(ctx.app, ctx.caller, ctx.org, &row, &keys, &details).await {
@@ -385,6 +409,21 @@ async fn create(ctx: &Ctx<'_>, news: Vec<(Candidate, UserRow)>, out: &mut Outcom
     }
     out.created += n;
     created(ctx.app, n);
+    for (line, row) in &ready {
+        if inactive.contains(&row.id) && !out.errors.iter().any(|e| e.line == *line) {
+            let r = crate::users::transition(
+                ctx.app,
+                ctx.caller,
+                &ctx.org.slug,
+                &row.id,
+                LifecycleEvent::Deactivate,
+            )
+            .await;
+            if let Err(e) = r {
+                out.errors.push(row_error(*line, e));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -444,16 +483,24 @@ async fn update(ctx: &Ctx<'_>, ch: Change) -> Result<bool> {
     if !granted.is_empty() {
         ev = ev.detail("roles_granted", &granted);
     }
-    if ev.changes.is_empty() {
-        return Ok(false);
+    let edited = !ev.changes.is_empty();
+    if edited {
+        ev = ev.detail("import", json!({ "run": ctx.run, "line": ch.line }));
+        muster_store::users::update(&mut tx, &after)
+            .await
+            .map_err(|e| conflict(e, USER_CONFLICTS))?;
+        audit::record(app, &mut tx, ctx.caller, ev).await?;
+        tx.commit().await?;
+    } else {
+        drop(tx);
     }
-    ev = ev.detail("import", json!({ "run": ctx.run, "line": ch.line }));
-    muster_store::users::update(&mut tx, &after)
-        .await
-        .map_err(|e| conflict(e, USER_CONFLICTS))?;
-    audit::record(app, &mut tx, ctx.caller, ev).await?;
-    tx.commit().await?;
-    Ok(true)
+    // Deactivation and reactivation go through the one lifecycle path, which
+    // ends sessions and tokens and writes its own event.
+    if let Some(event) = ch.lifecycle {
+        crate::users::transition(app, ctx.caller, &ctx.org.slug, &ch.id, event).await?;
+        return Ok(true);
+    }
+    Ok(edited)
 }
 
 /// Sets the manager of a user written before its manager's line.

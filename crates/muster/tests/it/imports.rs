@@ -349,12 +349,24 @@ async fn export_then_import_is_lossless_in_both_formats(t: TestApp) {
                m: {"roles": ["admin", "member"], "customAttributes": {"desk": "4F-12", "badge": 991}}}),
         json!({"userName": "bob@acme.example", "emails": [{"value": "bob@acme.example"}],
                ent: {"manager": {"value": "E1"}}, m: {"roles": []}}),
-        json!({"userName": "cid", m: {"email": "cid@acme.example", "customAttributes": {"note": "a, \"quoted\"\nvalue"}}}),
+        json!({"userName": "cid", "active": false,
+               m: {"email": "cid@acme.example", "customAttributes": {"note": "a, \"quoted\"\nvalue"}}}),
     ];
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let f = file("seed.jsonl", body.as_bytes());
     let (out, so, _) = run(&t, &["import", "--org", "acme", f.to_str().unwrap()]);
     assert!(out.status.success(), "{so}");
+    // `active: false` deactivates, through the lifecycle path and its event.
+    let deactivated =
+        "SELECT COUNT(*) FROM users WHERE email = 'cid@acme.example' AND state = 'deactivated'";
+    assert_eq!(t.scalar(deactivated).await, 1);
+    let ev = t
+        .scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'user.deactivate'")
+        .await;
+    assert_eq!(ev, 1);
+    let (out, so, _) = run(&t, &["import", "--org", "acme", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{so}");
+    assert!(so.contains("0 created, 0 updated, 3 unchanged"), "{so}");
     let strip = |text: &str, fmt: &str| -> Vec<String> {
         let mut v: Vec<String> = match fmt {
             "jsonl" => text
@@ -383,8 +395,8 @@ async fn export_then_import_is_lossless_in_both_formats(t: TestApp) {
         let slug = format!("copy{i}");
         t.org_with_owner(&slug).await;
         let f = file(&format!("out.{fmt}"), first.as_bytes());
-        let (out, so, _) = run(&t, &["import", "--org", &slug, f.to_str().unwrap()]);
-        assert!(out.status.success(), "{fmt}: {so}");
+        let (out, so, se) = run(&t, &["import", "--org", &slug, f.to_str().unwrap()]);
+        assert!(out.status.success(), "{fmt}: {so}{se}");
         // Acme's owner comes along too: four users.
         assert!(
             so.contains("4 created, 0 updated, 0 unchanged"),
@@ -392,6 +404,11 @@ async fn export_then_import_is_lossless_in_both_formats(t: TestApp) {
         );
         let (o, _, _) = run(&t, &["export", "--org", &slug, "--format", fmt]);
         let second = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            t.scalar(deactivated).await,
+            2 + i as i64,
+            "the copy's cid is deactivated too"
+        );
         // The copy's own owner is another person with the same address
         // shape; compare the three imported users.
         let keep = |v: Vec<String>| -> Vec<String> {
