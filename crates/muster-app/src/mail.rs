@@ -38,31 +38,30 @@ impl Mailer {
     /// or `smtps://…` (TLS from the first byte, port 465 by default). Call
     /// within the Tokio runtime: the connection pool starts a task.
     pub fn smtp(url: &str, from: &str) -> std::result::Result<Self, String> {
-        let from = check(Some(url), from)?;
+        check_smtp_url(url)?;
+        let from = check_sender(from)?;
         let u = url::Url::parse(url).map_err(|e| e.to_string())?;
         let host = u.host_str().unwrap_or_default().to_owned();
         let tls = TlsParameters::new(host.clone()).map_err(|e| e.to_string())?;
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
-        b = if u.scheme() == "smtps" {
-            b.port(u.port().unwrap_or(465)).tls(Tls::Wrapper(tls))
+        let implicit_tls = u.scheme() == "smtps";
+        let port = u.port().unwrap_or(if implicit_tls { 465 } else { 25 });
+        let tls = if implicit_tls {
+            Tls::Wrapper(tls)
         } else {
-            b.port(u.port().unwrap_or(25)).tls(Tls::Opportunistic(tls))
+            Tls::Opportunistic(tls)
         };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            .port(port)
+            .tls(tls);
         if !u.username().is_empty() {
             let user = percent(u.username());
             let pass = percent(u.password().unwrap_or_default());
             b = b.credentials(Credentials::new(user, pass));
         }
-        let shown = format!(
-            "{}://{host}:{}",
-            u.scheme(),
-            u.port()
-                .unwrap_or(if u.scheme() == "smtps" { 465 } else { 25 })
-        );
         Ok(Self::Smtp {
             transport: b.build(),
             from,
-            url: shown,
+            url: format!("{}://{host}:{port}", u.scheme()),
         })
     }
 
@@ -70,7 +69,7 @@ impl Mailer {
     pub fn files(dir: PathBuf, from: &str) -> std::result::Result<Self, String> {
         Ok(Self::Files {
             dir,
-            from: from.parse().map_err(|e| format!("sender '{from}': {e}"))?,
+            from: check_sender(from)?,
         })
     }
 
@@ -116,18 +115,20 @@ impl Mailer {
     }
 }
 
-/// Checks an SMTP URL (if any) and a sender without connecting: what
-/// start-up validates before anything runs.
-pub fn check(smtp_url: Option<&str>, from: &str) -> std::result::Result<Mailbox, String> {
-    if let Some(url) = smtp_url {
-        let u = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
-        if !matches!(u.scheme(), "smtp" | "smtps") {
-            return Err(format!("'{}:' is not smtp: or smtps:", u.scheme()));
-        }
-        if u.host_str().is_none_or(str::is_empty) {
-            return Err("the URL has no host".into());
-        }
+/// Checks an SMTP URL without connecting: what start-up validates.
+pub fn check_smtp_url(url: &str) -> std::result::Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "smtp" | "smtps") {
+        return Err(format!("'{}:' is not smtp: or smtps:", u.scheme()));
     }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
+}
+
+/// Checks a sender address (`Name <addr>` or `addr`).
+pub fn check_sender(from: &str) -> std::result::Result<Mailbox, String> {
     from.parse().map_err(|e| format!("sender '{from}': {e}"))
 }
 

@@ -16,6 +16,16 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// `$from, $from+1, …` for an `IN` list of `n` values (`NULL` when empty).
+pub(crate) fn in_list(from: usize, n: usize) -> String {
+    let p: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
+    if p.is_empty() {
+        "NULL".to_owned()
+    } else {
+        p.join(", ")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -146,12 +146,11 @@ pub async fn org_role_keys(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = (2..2 + user_ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT a.user_id, r.role_key FROM role_assignments a JOIN roles r ON r.id = a.role_id
          WHERE a.org_id = $1 AND a.scope_kind = 'organization' AND a.user_id IN ({})
          ORDER BY a.user_id, r.role_key",
-        list.join(", ")
+        crate::db::in_list(2, user_ids.len())
     );
     on_db!(db, c => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);

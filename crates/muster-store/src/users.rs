@@ -381,8 +381,8 @@ pub async fn matches_many(
         "SELECT {COLS}, scim_hidden, TRUE AS by_external_id FROM users WHERE org_id = $1 AND external_id IN ({}) \
          UNION ALL \
          SELECT {COLS}, scim_hidden, FALSE AS by_external_id FROM users WHERE org_id = $1 AND email_key IN ({})",
-        in_list(2, external_ids.len()),
-        in_list(2 + external_ids.len(), email_keys.len()),
+        crate::db::in_list(2, external_ids.len()),
+        crate::db::in_list(2 + external_ids.len(), email_keys.len()),
     );
     on_db!(db, c => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);
@@ -393,16 +393,6 @@ pub async fn matches_many(
     })
 }
 
-/// `$from, $from+1, …` for an IN list of `n` values (`NULL` when empty).
-fn in_list(from: usize, n: usize) -> String {
-    let p: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
-    if p.is_empty() {
-        "NULL".to_owned()
-    } else {
-        p.join(", ")
-    }
-}
-
 /// The emails of these users (an export names managers by address).
 pub async fn emails_of(db: &Db, org_id: &str, ids: &[&str]) -> Result<Vec<(String, String)>> {
     if ids.is_empty() {
@@ -410,7 +400,7 @@ pub async fn emails_of(db: &Db, org_id: &str, ids: &[&str]) -> Result<Vec<(Strin
     }
     let sql = format!(
         "SELECT id, email FROM users WHERE org_id = $1 AND id IN ({})",
-        in_list(2, ids.len())
+        crate::db::in_list(2, ids.len())
     );
     on_db!(db, c => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);

@@ -36,7 +36,6 @@ impl Received {
         let mut i = 0;
         while i < bytes.len() {
             if bytes[i] == b'='
-                && i + 2 < bytes.len() + 1
                 && let Some(hex) = joined.get(i + 1..i + 3)
                 && let Ok(b) = u8::from_str_radix(hex, 16)
             {

@@ -169,10 +169,10 @@ impl Settings {
         let smtp_url = flags.smtp_url.clone().or(file.smtp_url);
         if let Some(u) = &smtp_url {
             // The URL may hold a password: never echo it.
-            muster_app::mail::check(Some(u), "x@example.com")
+            muster_app::mail::check_smtp_url(u)
                 .map_err(|e| bad("SMTP_URL", "smtp_url", e.replace(u.as_str(), "the URL")))?;
         }
-        muster_app::mail::check(None, &from).map_err(|e| bad("EMAIL_FROM", "email_from", e))?;
+        muster_app::mail::check_sender(&from).map_err(|e| bad("EMAIL_FROM", "email_from", e))?;
         Ok(Self {
             listen,
             public_url,

@@ -161,36 +161,36 @@ async fn run_with(
     }
     check_managers(app, org, scratch, &mut report, progress).await?;
     // Pass 2: match and write (or count, in a dry run).
-    let run_id = uuid::Uuid::now_v7().to_string();
+    // A run of this file that stopped is continued; otherwise a new one.
     let mut from = 0i64;
-    let mut run_row = None;
+    let mut run_id = uuid::Uuid::now_v7().to_string();
     if !opts.dry_run {
-        if let Some(r) = muster_store::imports::unfinished(&app.db, &org.id, &fingerprint).await? {
-            from = r.lines_done;
-            report.resumed_after = Some(from);
-            run_row = Some(r.id);
-        }
-        if run_row.is_none() {
-            let now = app.now_ms();
-            muster_store::imports::start(
-                &app.db,
-                &muster_store::imports::ImportRun {
-                    id: run_id.clone(),
-                    org_id: org.id.clone(),
-                    fingerprint: fingerprint.clone(),
-                    file_name: file_name.clone(),
-                    operator: caller.actor().label.unwrap_or_default(),
-                    lines_done: 0,
-                    started_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                },
-            )
-            .await?;
-            run_row = Some(run_id.clone());
+        match muster_store::imports::unfinished(&app.db, &org.id, &fingerprint).await? {
+            Some(r) => {
+                from = r.lines_done;
+                report.resumed_after = Some(from);
+                run_id = r.id;
+            }
+            None => {
+                let now = app.now_ms();
+                muster_store::imports::start(
+                    &app.db,
+                    &muster_store::imports::ImportRun {
+                        id: run_id.clone(),
+                        org_id: org.id.clone(),
+                        fingerprint: fingerprint.clone(),
+                        file_name: file_name.clone(),
+                        operator: caller.actor().label.unwrap_or_default(),
+                        lines_done: 0,
+                        started_at: now,
+                        updated_at: now,
+                        finished_at: None,
+                    },
+                )
+                .await?;
+            }
         }
     }
-    let run_id = run_row.unwrap_or(run_id);
     let ctx = write::Ctx {
         app,
         caller,
@@ -345,11 +345,7 @@ async fn check_managers(
         after = last.0;
         let mut failed = Vec::new();
         for (line, r, in_file) in refs {
-            let known = in_file.is_some()
-                || !muster_store::users::matches(&app.db, &org.id, Some(&r), &r.to_lowercase())
-                    .await?
-                    .is_empty()
-                || muster_store::users::exists_in(&app.db, &org.id, &r).await?;
+            let known = in_file.is_some() || write::find_manager(app, &org.id, &r).await?.is_some();
             if in_file == Some(line) {
                 failed.push(RowError::new(
                     line,

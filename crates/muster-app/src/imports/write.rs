@@ -193,9 +193,6 @@ async fn plan(ctx: &Ctx<'_>, found: &[Match], c: Candidate, out: &mut Outcome) -
     if !edits && lifecycle.is_none() {
         return Ok(Plan::Same);
     }
-    if !edits {
-        after = u.clone();
-    }
     Ok(Plan::Change(Box::new(Change {
         line: c.line,
         id: u.id.clone(),
@@ -254,14 +251,7 @@ async fn manager_id(ctx: &Ctx<'_>, r: &str) -> Result<Option<String>> {
     if let Some(id) = ctx.managers.lock().ok().and_then(|m| m.get(r).cloned()) {
         return Ok(Some(id));
     }
-    let found =
-        muster_store::users::matches(&ctx.app.db, &ctx.org.id, Some(r), &r.to_lowercase()).await?;
-    let id = match found.iter().find(|m| m.by_external_id).or(found.first()) {
-        Some(m) => Some(m.row.id.clone()),
-        None => muster_store::users::exists_in(&ctx.app.db, &ctx.org.id, r)
-            .await?
-            .then(|| r.to_owned()),
-    };
+    let id = find_manager(ctx.app, &ctx.org.id, r).await?;
     if let (Some(id), Ok(mut cache)) = (&id, ctx.managers.lock()) {
         // Bounded: a file where every row names another manager gains
         // nothing from a cache that grows with it.
@@ -271,6 +261,18 @@ async fn manager_id(ctx: &Ctx<'_>, r: &str) -> Result<Option<String>> {
         cache.insert(r.to_owned(), id.clone());
     }
     Ok(id)
+}
+
+/// The user a manager reference names in the organization: by externalId,
+/// then email, then id.
+pub(super) async fn find_manager(app: &App, org_id: &str, r: &str) -> Result<Option<String>> {
+    let found = muster_store::users::matches(&app.db, org_id, Some(r), &r.to_lowercase()).await?;
+    if let Some(m) = found.iter().find(|m| m.by_external_id).or(found.first()) {
+        return Ok(Some(m.row.id.clone()));
+    }
+    Ok(muster_store::users::exists_in(&app.db, org_id, r)
+        .await?
+        .then(|| r.to_owned()))
 }
 
 fn set_manager(row: &mut UserRow, id: Option<String>) {
@@ -349,28 +351,25 @@ async fn create(ctx: &Ctx<'_>, news: Vec<(Candidate, UserRow)>, out: &mut Outcom
     let invitations: Vec<Option<NewInvitation>> = ready
         .iter()
         .map(|(_, row)| {
-            ctx.invite_for.map(|valid| NewInvitation {
-                id: InvitationId::new().to_string(),
-                expires_at: row.created_at + valid,
-                email: OutboxRow {
-                    id: OutboxEmailId::new().to_string(),
-                    org_id: row.org_id.clone(),
-                    user_id: row.id.clone(),
-                    kind: "invitation".into(),
-                    subject_id: String::new(),
-                    to_address: row.email.clone(),
-                    created_at: row.created_at,
-                    attempts: 0,
-                    next_attempt_at: row.created_at,
-                    sent_at: None,
-                    last_error: None,
-                },
-            })
-        })
-        .map(|inv| {
-            inv.map(|mut i| {
-                i.email.subject_id = i.id.clone();
-                i
+            ctx.invite_for.map(|valid| {
+                let id = InvitationId::new().to_string();
+                NewInvitation {
+                    id: id.clone(),
+                    expires_at: row.created_at + valid,
+                    email: OutboxRow {
+                        id: OutboxEmailId::new().to_string(),
+                        org_id: row.org_id.clone(),
+                        user_id: row.id.clone(),
+                        kind: "invitation".into(),
+                        subject_id: id,
+                        to_address: row.email.clone(),
+                        created_at: row.created_at,
+                        attempts: 0,
+                        next_attempt_at: row.created_at,
+                        sent_at: None,
+                        last_error: None,
+                    },
+                }
             })
         })
         .collect();
