@@ -21,10 +21,15 @@ pub enum Principal {
         email: String,
         token_id: Option<String>,
         token_name: Option<String>,
+        /// The sign-in session the request came with (none for API tokens).
+        session_id: Option<String>,
         /// Read from the database when this request was authenticated; never
         /// carried over from an earlier request.
         permissions: PermissionSet,
     },
+    /// Someone not signed in (a failed sign-in, a code for an unknown
+    /// address): audited under what they claimed to be, allowed nothing.
+    Anonymous { claimed: String },
     /// An IdP, through a SCIM token of one organization.
     ScimToken {
         org_id: String,
@@ -58,9 +63,21 @@ impl Caller {
         }
     }
 
+    /// Muster itself (the lockout, the mailer, a scheduler): trusted like an
+    /// operator, audited as the system.
+    pub fn system(name: &str) -> Self {
+        Self::operator(&format!("system:{name}"))
+    }
+
     pub fn actor(&self) -> Actor {
         match &self.principal {
-            Principal::Operator { name } => Actor::cli(name),
+            Principal::Operator { name } => match name.strip_prefix("system:") {
+                Some(what) => Actor {
+                    label: Some(what.to_owned()),
+                    ..Actor::system()
+                },
+                None => Actor::cli(name),
+            },
             Principal::User {
                 user_id,
                 email,
@@ -84,6 +101,12 @@ impl Caller {
                 label: Some(email.clone()),
                 on_behalf_of: None,
             },
+            Principal::Anonymous { claimed } => Actor {
+                kind: ActorKind::User,
+                id: None,
+                label: Some(claimed.clone()),
+                on_behalf_of: None,
+            },
             Principal::ScimToken {
                 token_id,
                 token_name,
@@ -100,7 +123,9 @@ impl Caller {
     pub fn user_id(&self) -> Option<&str> {
         match &self.principal {
             Principal::User { user_id, .. } => Some(user_id),
-            Principal::Operator { .. } | Principal::ScimToken { .. } => None,
+            Principal::Operator { .. }
+            | Principal::ScimToken { .. }
+            | Principal::Anonymous { .. } => None,
         }
     }
 }
@@ -141,6 +166,7 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
             email: row.user_email,
             token_id: Some(row.id),
             token_name: Some(row.name),
+            session_id: None,
         },
         ctx,
     })
@@ -169,7 +195,7 @@ pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRef> {
             id: org_id.clone(),
             slug: slug.to_owned(),
         }),
-        Principal::User { .. } | Principal::ScimToken { .. } => {
+        Principal::User { .. } | Principal::ScimToken { .. } | Principal::Anonymous { .. } => {
             Err(AppError::NotFound("organization"))
         }
         Principal::Operator { .. } => {
@@ -202,6 +228,7 @@ pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
                 Err(AppError::Forbidden(perm.as_str()))
             }
         }
+        Principal::Anonymous { .. } => Err(AppError::Unauthenticated),
         Principal::ScimToken { org_id: own, .. } => {
             if own != org_id {
                 return Err(AppError::NotFound("organization"));

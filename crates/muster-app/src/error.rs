@@ -27,6 +27,13 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0}")]
     Refused(String),
+    /// The credentials were right but this account may not sign in (or act)
+    /// now; the message says why and what to do.
+    #[error("{0}")]
+    SignInDenied(String),
+    /// Too many failed attempts: try again after this many seconds.
+    #[error("too many attempts; try again in {0} s")]
+    TooManyAttempts(u64),
     /// A SCIM protocol error (bad filter, path, PATCH…), already typed.
     #[error(transparent)]
     Scim(#[from] muster_scim::ScimError),

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod caller;
+pub mod emails;
 mod error;
 mod group_commit;
 pub mod groups;
@@ -17,6 +18,7 @@ pub mod policies;
 pub mod roles;
 pub mod scim;
 pub mod secrets;
+pub mod signin;
 pub mod tokens;
 pub mod users;
 
@@ -36,6 +38,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub hasher: passwords::Hasher,
     sealer: Arc<tokio::sync::Notify>,
+    /// Woken when an email is queued, so the outbox worker sends it now.
+    outbox: Arc<tokio::sync::Notify>,
     sealed_since_vacuum: Arc<std::sync::atomic::AtomicUsize>,
     /// New users on their way to the SQLite writer (see `group_commit`).
     creations: group_commit::GroupCommit,
@@ -57,6 +61,7 @@ impl App {
             clock,
             hasher: passwords::Hasher::new(threads),
             sealer: Arc::new(tokio::sync::Notify::new()),
+            outbox: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),
             sealed_since_vacuum: Arc::default(),
             creations: group_commit::GroupCommit::default(),
@@ -65,6 +70,11 @@ impl App {
 
     pub(crate) fn now_ms(&self) -> i64 {
         muster_core::clock::to_millis(self.clock.now())
+    }
+
+    /// Resolves when an email was queued since the last call (the worker's wake-up).
+    pub async fn email_queued(&self) {
+        self.outbox.notified().await;
     }
 
     /// Opens the database, applies migrations and makes sure the personal

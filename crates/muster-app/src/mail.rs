@@ -186,8 +186,9 @@ pub async fn deliver_due(
     Ok(done)
 }
 
-/// Renders and sends one row. An invitation's secret is minted here, its
-/// hash stored before the message leaves: the link exists only in the email.
+/// Renders and sends one row. A secret the email carries (an invitation's
+/// link, a verification code) is minted here and only its hash stored before
+/// the message leaves: the secret exists only in the email.
 async fn deliver(
     app: &App,
     mailer: &Mailer,
@@ -195,46 +196,120 @@ async fn deliver(
     row: &OutboxRow,
 ) -> std::result::Result<bool, String> {
     let internal = |e: muster_store::StoreError| e.to_string();
-    let now = app.now_ms();
     let org = muster_store::orgs::by_id(&app.db, &row.org_id)
         .await
         .map_err(internal)?
         .map(|o| o.name)
         .unwrap_or_default();
+    let email = match row.kind.as_str() {
+        "invitation" => mint_invitation(app, row, &org, public_url).await?,
+        "verify_email" | "reset_password" | "change_email" => {
+            mint_code(app, row, &org, public_url).await?
+        }
+        "account_exists" => Some(crate::emails::account_exists(
+            &row.to_address,
+            &org,
+            public_url,
+        )),
+        other => {
+            tracing::error!(kind = other, email = %row.id, "unknown email kind; dropped");
+            None
+        }
+    };
+    let Some(email) = email else {
+        let mut tx = app.db.begin().await.map_err(internal)?;
+        muster_store::outbox::mark_sent(&mut tx, &row.id, app.now_ms())
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        return Ok(false);
+    };
+    mailer.send(&email).await?;
+    let mut tx = app.db.begin().await.map_err(internal)?;
+    muster_store::outbox::mark_sent(&mut tx, &row.id, app.now_ms())
+        .await
+        .map_err(internal)?;
+    let action = format!("email.sent.{}", row.kind);
+    let action = if row.kind == "invitation" {
+        "invitation.sent"
+    } else {
+        action.as_str()
+    };
+    let ev = Event::new(&row.org_id, action)
+        .target("user", &row.user_id)
+        .detail(
+            if row.kind == "invitation" {
+                "invitation"
+            } else {
+                "subject"
+            },
+            &row.subject_id,
+        )
+        .detail("to", &row.to_address)
+        .detail("via", mailer.describe());
+    audit::record(app, &mut tx, &Caller::system("mailer"), ev)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(internal)?;
+    Ok(true)
+}
+
+async fn mint_invitation(
+    app: &App,
+    row: &OutboxRow,
+    org: &str,
+    public_url: &str,
+) -> std::result::Result<Option<Email>, String> {
+    let internal = |e: muster_store::StoreError| e.to_string();
     let secret = secrets::random_secret();
     let mut tx = app.db.begin().await.map_err(internal)?;
     let expires = muster_store::invitations::rotate_secret(
         &mut tx,
         &row.subject_id,
         &secrets::hash_secret(&secret),
-        now,
+        app.now_ms(),
     )
     .await
     .map_err(internal)?;
-    let Some(expires) = expires else {
-        muster_store::outbox::mark_sent(&mut tx, &row.id, now)
-            .await
-            .map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        return Ok(false);
-    };
     tx.commit().await.map_err(internal)?;
-    let email = invitation_email(&row.to_address, &org, public_url, &secret, expires);
-    mailer.send(&email).await?;
+    Ok(expires.map(|e| invitation_email(&row.to_address, org, public_url, &secret, e)))
+}
+
+/// Mints the link secret and the 6-digit code of an email token; the five
+/// minutes of validity start now, when the email leaves.
+async fn mint_code(
+    app: &App,
+    row: &OutboxRow,
+    org: &str,
+    public_url: &str,
+) -> std::result::Result<Option<Email>, String> {
+    let internal = |e: muster_store::StoreError| e.to_string();
+    let secret = secrets::random_secret();
+    let code = crate::signin::six_digits();
+    let now = app.now_ms();
     let mut tx = app.db.begin().await.map_err(internal)?;
-    muster_store::outbox::mark_sent(&mut tx, &row.id, app.now_ms())
-        .await
-        .map_err(internal)?;
-    let ev = Event::new(&row.org_id, "invitation.sent")
-        .target("user", &row.user_id)
-        .detail("invitation", &row.subject_id)
-        .detail("to", &row.to_address)
-        .detail("via", mailer.describe());
-    audit::record(app, &mut tx, &Caller::operator("mailer"), ev)
-        .await
-        .map_err(|e| e.to_string())?;
+    let minted = muster_store::email_tokens::mint(
+        &mut tx,
+        &row.subject_id,
+        &secrets::hash_secret(&secret),
+        &crate::signin::code_hash(&row.subject_id, &code),
+        now,
+        now + crate::signin::CODE_VALID_MS,
+    )
+    .await
+    .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
-    Ok(true)
+    let Some(t) = minted else { return Ok(None) };
+    let id = uuid::Uuid::try_parse(&t.id).map_err(|e| e.to_string())?;
+    let token = muster_core::tokens::format(crate::signin::EMAIL_TOKEN_PREFIX, id, &secret);
+    Ok(Some(crate::emails::code_email(
+        &row.kind,
+        &row.to_address,
+        org,
+        public_url,
+        &token,
+        &code,
+    )))
 }
 
 /// The invitation email: plain text, the link, when it stops working.

@@ -33,7 +33,7 @@ impl From<OrgRow> for OrgView {
     }
 }
 
-fn valid_name(name: &str) -> Result<String> {
+pub(crate) fn valid_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control) {
         return Err(AppError::invalid(
@@ -60,7 +60,7 @@ pub async fn create(app: &App, caller: &Caller, slug: &str, name: &str) -> Resul
     insert(app, caller, slug.as_str(), &name, OrgKind::Business).await
 }
 
-async fn insert(
+pub(crate) async fn insert(
     app: &App,
     caller: &Caller,
     slug: &str,
@@ -219,4 +219,14 @@ where
         .get(key)
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default())
+}
+
+/// An organization's display name by slug, for public pages (sign-in "to
+/// Acme"); `None` for an unknown slug.
+pub async fn public_name(app: &App, slug: &str) -> Option<String> {
+    muster_store::orgs::by_slug(&app.db, slug)
+        .await
+        .ok()
+        .flatten()
+        .map(|o| o.name)
 }

@@ -18,6 +18,9 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 #[derive(Clone)]
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    /// A hash of nothing anyone knows, checked when there is no account, so
+    /// that an unknown address costs exactly what a known one does.
+    decoy: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 const OUTPUT_LEN: usize = 32;
@@ -53,7 +56,10 @@ impl Hasher {
                 tracing::error!(error = %e, "could not start a password hashing thread");
             }
         }
-        Self { jobs }
+        Self {
+            jobs,
+            decoy: std::sync::Arc::default(),
+        }
     }
 
     async fn run<T: Send + 'static>(
@@ -99,6 +105,24 @@ impl Hasher {
         .await
         .flatten()
         .ok_or_else(|| AppError::Refused("could not hash the password".into()))
+    }
+
+    /// Checks `pw` against the account's hash, or — when there is no account
+    /// or no password — against a decoy with the same parameters, and fails.
+    pub async fn verify_or_decoy(&self, pw: String, phc: Option<String>) -> bool {
+        match phc {
+            Some(phc) => self.verify(pw, phc).await,
+            None => {
+                let decoy = self
+                    .decoy
+                    .get_or_try_init(|| self.hash(crate::secrets::random_secret()))
+                    .await;
+                if let Ok(d) = decoy {
+                    let _ = self.verify(pw, d.clone()).await;
+                }
+                false
+            }
+        }
     }
 
     /// Checks `pw` against a PHC string; any malformed hash is simply a mismatch.

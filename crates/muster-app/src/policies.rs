@@ -24,6 +24,25 @@ pub struct PasswordPolicy {
     /// 8 to 128; default 8.
     #[serde(default = "default_min")]
     pub min_length: u16,
+    /// With the length rule: passwords known from breaches that are refused,
+    /// besides Muster's built-in list of the most common ones (at most 10,000,
+    /// compared case-insensitively).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breached_passwords: Vec<String>,
+}
+
+/// The most common breached passwords, built in (`breached.txt`).
+fn builtin_breached(pw: &str) -> bool {
+    static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("breached.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+    .contains(pw.to_lowercase().as_str())
 }
 
 fn default_min() -> u16 {
@@ -35,11 +54,20 @@ impl Default for PasswordPolicy {
         Self {
             rule: PasswordRule::Complexity,
             min_length: default_min(),
+            breached_passwords: Vec::new(),
         }
     }
 }
 
 impl PasswordPolicy {
+    fn is_breached(&self, pw: &str) -> bool {
+        builtin_breached(pw)
+            || self
+                .breached_passwords
+                .iter()
+                .any(|b| b.to_lowercase() == pw.to_lowercase())
+    }
+
     pub fn check(&self, pw: &str) -> Result<()> {
         let n = pw.chars().count();
         let long_enough = n >= usize::from(self.min_length) && n <= 256;
@@ -53,6 +81,12 @@ impl PasswordPolicy {
                         && pw.chars().any(|c| !c.is_alphanumeric())
                 }
             };
+        if ok && self.rule == PasswordRule::Length && self.is_breached(pw) {
+            return Err(AppError::invalid(
+                "password",
+                "this password is known from data breaches; choose another",
+            ));
+        }
         if ok {
             return Ok(());
         }
@@ -93,6 +127,17 @@ pub async fn set_password_policy(
     if !(8..=128).contains(&new.min_length) {
         return Err(AppError::invalid("min_length", "must be between 8 and 128"));
     }
+    if new.breached_passwords.len() > 10_000
+        || new
+            .breached_passwords
+            .iter()
+            .any(|p| p.chars().count() > 256)
+    {
+        return Err(AppError::invalid(
+            "breached_passwords",
+            "at most 10,000 passwords of at most 256 characters",
+        ));
+    }
     crate::orgs::update_setting(
         app,
         caller,
@@ -125,8 +170,20 @@ mod tests {
         let l = PasswordPolicy {
             rule: PasswordRule::Length,
             min_length: 12,
+            breached_passwords: vec!["Tr0ub4dor&3xyz".into()],
         };
         assert!(l.check("correct horse battery").is_ok());
+        // Breached: built in, the organization's own, in any case.
+        assert!(l.check("Qwerty123456").is_ok(), "not on the list");
+        let l8 = PasswordPolicy {
+            min_length: 8,
+            ..l.clone()
+        };
+        assert!(l8.check("Password123").is_err());
+        assert!(l8.check("QWERTYUIOP").is_err());
+        assert!(l.check("tr0ub4dor&3XYZ").is_err());
+        // The complexity rule does not consult the list.
+        assert!(PasswordPolicy::default().check("P@ssw0rd").is_ok());
         assert!(l.check("short").is_err());
         assert!(l.check(&"x".repeat(257)).is_err());
     }

@@ -471,7 +471,29 @@ pub async fn transition(
         ));
     }
     let mut tx = app.db.begin().await?;
-    let mut row = muster_store::users::get_for_update(&mut tx, &org.id, id)
+    let (row, outcome) = transition_in(app, &mut tx, caller, &org.id, id, event, &[]).await?;
+    tx.commit().await?;
+    metrics::counter!("muster_lifecycle_transitions_total", "event" => event.as_str()).increment(1);
+    match outcome {
+        Outcome::Deleted => Ok(None),
+        Outcome::To(_) => Ok(Some(row.try_into()?)),
+    }
+}
+
+/// A lifecycle transition inside the caller's transaction, for use cases
+/// that make it part of a larger change (verifying an email, a lockout).
+/// The state machine decides; access is revoked when the new state removes
+/// it; one audit event records it with `details`.
+pub(crate) async fn transition_in(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    caller: &Caller,
+    org_id: &str,
+    id: &str,
+    event: LifecycleEvent,
+    details: &[(&str, Value)],
+) -> Result<(UserRow, Outcome)> {
+    let mut row = muster_store::users::get_for_update(tx, org_id, id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let state = UserState::parse(&row.state).ok_or_else(|| {
@@ -487,38 +509,42 @@ pub async fn transition(
         },
     )?;
     let action = format!("user.{}", event.as_str());
-    let mut ev = Event::new(&org.id, &action).target("user", id);
+    let mut ev = Event::new(org_id, &action).target("user", id);
     let revoked = if outcome.removes_access() {
-        Some(access::revoke_all(app, &mut tx, &org.id, id).await?)
+        Some(access::revoke_all(app, tx, org_id, id).await?)
     } else {
         None
     };
     match outcome {
         Outcome::Deleted => {
-            muster_store::users::delete(&mut tx, &org.id, id).await?;
+            muster_store::users::delete(tx, org_id, id).await?;
             ev = ev.change("state", state, "deleted").security();
         }
         Outcome::To(next) => {
-            muster_store::users::set_state(&mut tx, &org.id, id, next.as_str(), app.now_ms())
-                .await?;
+            let now = app.now_ms();
+            muster_store::users::set_state(tx, org_id, id, next.as_str(), now).await?;
             ev = ev.change("state", state, next);
             if outcome.removes_access() {
                 ev = ev.security();
             }
             row.state = next.as_str().into();
             row.version += 1;
+            row.updated_at = now;
         }
     }
     if let Some(r) = &revoked {
         ev = ev.detail("revoked", r);
     }
-    audit::record(app, &mut tx, caller, ev).await?;
-    tx.commit().await?;
-    metrics::counter!("muster_lifecycle_transitions_total", "event" => event.as_str()).increment(1);
-    match outcome {
-        Outcome::Deleted => Ok(None),
-        Outcome::To(_) => Ok(Some(row.try_into()?)),
+    if event == LifecycleEvent::Unlock {
+        // An unlocked account starts afresh: its failure count goes too.
+        let key = crate::signin::account_key(org_id, &row.email);
+        muster_store::failures::clear(tx, &key).await?;
     }
+    for (k, v) in details {
+        ev = ev.detail(k, v);
+    }
+    audit::record(app, tx, caller, ev).await?;
+    Ok((row, outcome))
 }
 
 /// Finds a user by email within an organization (the CLI names users by email).

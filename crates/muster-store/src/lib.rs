@@ -10,7 +10,9 @@ pub mod access;
 pub mod audit;
 mod creations;
 mod db;
+pub mod email_tokens;
 mod error;
+pub mod failures;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
@@ -19,6 +21,7 @@ pub mod outbox;
 pub mod roles;
 pub mod scim;
 pub mod scratch;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

@@ -76,3 +76,10 @@ pub async fn mark_failed(db: &Db, id: &str, next_attempt_at: i64, error: &str) -
         .bind(id).bind(next_attempt_at).bind(error).execute(c).await.map(|r| r.rows_affected()))?;
     tx.commit().await
 }
+
+/// When the newest email of `kind` to the user was queued.
+pub async fn latest_of(db: &Db, user_id: &str, kind: &str) -> Result<Option<i64>> {
+    Ok(on_db!(db, c => sqlx::query_scalar(
+        "SELECT MAX(created_at) FROM email_outbox WHERE user_id = $1 AND kind = $2")
+        .bind(user_id).bind(kind).fetch_one(c).await)?)
+}

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+pub mod browser;
 pub mod smtp;
 
 pub use muster_app;
@@ -210,6 +211,54 @@ impl TestApp {
         .await
         .expect("create token");
         (user.id, t.secret)
+    }
+
+    /// Serves the router on a loopback port (for a browser); returns its base URL.
+    pub async fn listen(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// Sends every queued email through a real SMTP conversation to `sink`.
+    pub async fn deliver_mail(&self, sink: &smtp::SmtpSink) {
+        let mailer = muster_app::mail::Mailer::smtp(&sink.url(), "Muster <muster@muster.test>")
+            .expect("mailer");
+        muster_app::mail::drain(&self.app, &mailer, "http://muster.test")
+            .await
+            .expect("deliver the outbox");
+    }
+
+    /// A request with a JSON body and extra headers (cookies, client address).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        self.send_full(req).await
     }
 
     /// Runs one SQL statement directly against the database (for tampering).

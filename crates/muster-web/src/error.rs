@@ -105,6 +105,19 @@ impl IntoResponse for ApiError {
                 None,
             ),
             E::Refused(why) => problem(StatusCode::CONFLICT, "refused", why, None),
+            E::SignInDenied(why) => problem(StatusCode::FORBIDDEN, "sign-in-denied", why, None),
+            E::TooManyAttempts(secs) => {
+                let mut res = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    format!("too many failed attempts; try again in {secs} s"),
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                res
+            }
             E::Scim(e) => problem(
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid",
@@ -190,6 +203,10 @@ pub fn scim_error_of(e: AppError) -> muster_scim::ScimError {
                 ScimError::status(403, format!("a SCIM token cannot do this ('{p}')"))
             }
             E::Refused(why) => ScimError::status(409, why),
+            E::SignInDenied(why) => ScimError::status(403, why),
+            E::TooManyAttempts(secs) => {
+                ScimError::status(429, format!("too many attempts; try again in {secs} s"))
+            }
             E::PreconditionFailed => {
                 ScimError::status(412, "the resource changed since that version (ETag)")
             }
@@ -202,4 +219,52 @@ pub fn scim_error_of(e: AppError) -> muster_scim::ScimError {
             }
         }
     }
+}
+
+/// What a page says about a use-case error, and with which status: the
+/// pages' half of the one mapping (the form is re-rendered with the message).
+pub fn page_message(e: AppError) -> (StatusCode, String) {
+    use AppError as E;
+    match e {
+        E::Invalid { message, .. } => (StatusCode::UNPROCESSABLE_ENTITY, capitalized(&message)),
+        E::Conflict { message, .. } => (StatusCode::CONFLICT, capitalized(&message)),
+        E::Unauthenticated => (StatusCode::UNAUTHORIZED, "Wrong email or password.".into()),
+        E::SignInDenied(why) => (StatusCode::FORBIDDEN, capitalized(&why)),
+        E::TooManyAttempts(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed attempts. Try again in {secs} seconds."),
+        ),
+        E::NotFound(what) => (
+            StatusCode::NOT_FOUND,
+            capitalized(&format!("{what} not found")),
+        ),
+        E::Forbidden(_) => (StatusCode::FORBIDDEN, "You may not do that.".into()),
+        E::Refused(why) => (StatusCode::CONFLICT, capitalized(&why)),
+        E::Transition(t) => (StatusCode::CONFLICT, capitalized(&t.to_string())),
+        E::Scim(e) => (StatusCode::BAD_REQUEST, e.detail),
+        E::PreconditionFailed => (
+            StatusCode::CONFLICT,
+            "Something changed meanwhile; try again.".into(),
+        ),
+        E::Internal(cause) => {
+            tracing::error!(error = %cause, "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.".into(),
+            )
+        }
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    let mut out: String = c
+        .next()
+        .map(|f| f.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(c.as_str());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }

@@ -41,7 +41,7 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -49,10 +49,18 @@ impl FromRequestParts<AppState> for Auth {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .ok_or(AppError::Unauthenticated)?;
-        let caller =
-            muster_app::caller::authenticate_api_token(&state.app, token.trim(), context(parts))
-                .await?;
+            .map(|t| t.trim().to_owned());
+        let ctx = context(parts);
+        let caller = match bearer {
+            Some(t) if muster_app::signin::login::is_session_token(&t) => {
+                muster_app::signin::login::authenticate_session(&state.app, &t, ctx).await?
+            }
+            Some(t) => muster_app::caller::authenticate_api_token(&state.app, &t, ctx).await?,
+            None => {
+                let t = crate::cookies::session(parts).ok_or(AppError::Unauthenticated)?;
+                muster_app::signin::login::authenticate_session(&state.app, &t, ctx).await?
+            }
+        };
         Ok(Self(caller))
     }
 }
@@ -119,5 +127,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             )),
             Err(e) => Err(e.into_response()),
         }
+    }
+}
+
+/// The request's context (client IP, user agent, request id) for a caller
+/// who is not signed in yet.
+pub struct Ctx(pub Context);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(context(parts)))
     }
 }

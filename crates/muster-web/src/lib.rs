@@ -3,9 +3,11 @@
 //! function, answer. Errors become HTTP in `error.rs` and nowhere else.
 
 pub mod api;
+mod cookies;
 mod error;
 mod extract;
 mod ops;
+mod pages;
 mod scim;
 mod scim_bulk;
 
@@ -39,6 +41,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::any(scim::wrong_version),
         )
         .merge(ops::router())
+        .merge(pages::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -476,7 +476,11 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 if let Err(e) = muster_app::mail::deliver_due(&app, &mailer, &url, 100).await {
                     tracing::error!(error = %e, "delivering the email outbox failed");
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                // Every two seconds, or at once when a use case queued an email.
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    () = app.email_queued() => {}
+                }
             }
         })
     };

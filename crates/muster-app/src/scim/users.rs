@@ -28,7 +28,9 @@ pub(crate) async fn scim_org(app: &App, caller: &Caller, perm: Permission) -> Re
         Principal::ScimToken { org_slug, .. } | Principal::User { org_slug, .. } => {
             org_slug.clone()
         }
-        Principal::Operator { .. } => return Err(AppError::Unauthenticated),
+        Principal::Operator { .. } | Principal::Anonymous { .. } => {
+            return Err(AppError::Unauthenticated);
+        }
     };
     org_with(app, caller, &slug, perm).await
 }

@@ -17,12 +17,14 @@ mod cli;
 mod groups;
 mod imports;
 mod ops;
+mod pages;
 mod schema;
 mod scim;
 mod scim_bulk;
 mod scim_idp;
 mod scim_lifecycle;
 mod scim_paging;
+mod signin;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;

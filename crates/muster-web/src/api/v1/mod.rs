@@ -2,6 +2,7 @@
 //! so that they cannot drift apart.
 
 mod audit;
+mod auth;
 mod groups;
 mod orgs;
 mod roles;
@@ -46,6 +47,21 @@ pub fn router() -> OpenApiRouter<AppState> {
             orgs::get_password_policy,
             orgs::set_password_policy
         ))
+        .routes(routes!(orgs::get_session_policy, orgs::set_session_policy))
+        .routes(routes!(orgs::get_lockout_policy, orgs::set_lockout_policy))
+        .routes(routes!(orgs::get_signup_policy, orgs::set_signup_policy))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::resend))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::request_reset))
+        .routes(routes!(auth::reset_password))
+        .routes(routes!(auth::my_sessions))
+        .routes(routes!(auth::revoke_my_session))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::change_email))
+        .routes(routes!(auth::confirm_email))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))

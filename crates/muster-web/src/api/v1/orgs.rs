@@ -68,3 +68,59 @@ pub async fn set_password_policy(
         muster_app::policies::set_password_policy(&s.app, &c, &org, b).await?,
     ))
 }
+
+macro_rules! policy_routes {
+    ($get:ident, $set:ident, $path:literal, $key:literal, $ty:ty, $doc:literal) => {
+        policy_routes!($get, $set, $path, $key, $ty, $doc, |app, c, org, b| muster_app::signin::set_policy(app, c, org, $key, b));
+    };
+    ($get:ident, $set:ident, $path:literal, $key:literal, $ty:ty, $doc:literal, |$app:ident, $c:ident, $org:ident, $b:ident| $setter:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = "policies", params(("org" = String, Path)), responses((status = 200, body = $ty)))]
+        pub async fn $get(
+            State(s): State<AppState>,
+            Auth(c): Auth,
+            Path(org): Path<String>,
+        ) -> Result<Json<$ty>, ApiError> {
+            Ok(Json(muster_app::signin::get_policy(&s.app, &c, &org, $key).await?))
+        }
+
+        #[utoipa::path(put, path = $path, tag = "policies", params(("org" = String, Path)), request_body = $ty,
+            responses((status = 200, body = $ty), (status = 422, body = crate::error::Problem)))]
+        pub async fn $set(
+            State(s): State<AppState>,
+            Auth(c): Auth,
+            Path(org): Path<String>,
+            Json(b): Json<$ty>,
+        ) -> Result<Json<$ty>, ApiError> {
+            b.check()?;
+            let ($app, $c, $org, $b) = (&s.app, &c, &org, b);
+            Ok(Json($setter.await?))
+        }
+    };
+}
+
+policy_routes!(
+    get_session_policy,
+    set_session_policy,
+    "/orgs/{org}/session-policy",
+    "session",
+    muster_app::signin::SessionPolicy,
+    "How long sessions last without activity, and at most."
+);
+policy_routes!(
+    get_lockout_policy,
+    set_lockout_policy,
+    "/orgs/{org}/lockout-policy",
+    "lockout",
+    muster_app::signin::LockoutPolicy,
+    "When failed sign-ins slow down and lock an account."
+);
+policy_routes!(
+    get_signup_policy,
+    set_signup_policy,
+    "/orgs/{org}/signup-policy",
+    "signup",
+    muster_app::signin::SignupPolicy,
+    "Whether people may sign up, and the roles and groups they get.",
+    |app, c, org, b| muster_app::signin::set_signup_policy(app, c, org, b)
+);

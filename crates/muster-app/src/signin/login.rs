@@ -1,0 +1,372 @@
+//! Password sign-in, server-side sessions, sign-out, and a user's own sessions.
+
+use super::signup::refused;
+use super::throttle::{self, Keys};
+use super::{LockoutPolicy, SESSION_TOKEN_PREFIX, SessionPolicy, public_org, self_caller, setting};
+use crate::audit::{self, Event};
+use crate::paging::rfc3339;
+use crate::{App, AppError, Caller, Principal, Result, secrets};
+use muster_core::audit::Context;
+use muster_core::{LifecycleEvent, PermissionSet, UserState, tokens};
+use muster_store::orgs::OrgRow;
+use muster_store::sessions::SessionRow;
+use muster_store::users::UserRow;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+    /// The organization (slug); default the personal directory.
+    #[serde(default)]
+    pub org: Option<String>,
+}
+
+/// A new session: the token is shown here once and never again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedIn {
+    pub session_token: String,
+    pub session: SessionView,
+    /// Idle lifetime, for the cookie's `Max-Age` (the absolute end is in `session`).
+    #[serde(skip)]
+    pub cookie: SessionCookie,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionCookie {
+    pub max_age_s: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Assurance level reached: 1 password or federated, 2 with MFA, 3 passkey.
+    pub level: i32,
+    /// The session this request came with.
+    pub current: bool,
+}
+
+fn view(s: SessionRow, current: Option<&str>) -> SessionView {
+    SessionView {
+        current: current == Some(s.id.as_str()),
+        created_at: rfc3339(s.created_at),
+        last_seen_at: rfc3339(s.last_seen_at),
+        expires_at: rfc3339(s.expires_at),
+        ip: s.ip,
+        user_agent: s.user_agent,
+        level: s.mfa_level,
+        id: s.id,
+    }
+}
+
+/// Signs in with email and password. Every wrong credential — unknown
+/// address, wrong password, no password — is the same `Unauthenticated`
+/// after the same argon2id work; only the right password learns why an
+/// account may not sign in.
+pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedIn> {
+    let org = public_org(app, input.org.as_deref()).await?;
+    let lockout: LockoutPolicy = setting(&org, "lockout");
+    let keys = Keys::new(&org.id, &input.email, ctx.ip.as_deref(), lockout.clone());
+    if let Err(e) = throttle::check(app, &keys).await {
+        refused(app, &org.id, &input.email, "sign-in (throttled)", &ctx).await?;
+        return Err(e);
+    }
+    let user = match muster_core::EmailAddress::parse(&input.email) {
+        Ok(e) => muster_store::users::by_email(&app.db, &org.id, &e.key()).await?,
+        Err(_) => None,
+    };
+    let pw = input.password.expose_secret().to_owned();
+    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !app.hasher.verify_or_decoy(pw, phc).await {
+        let failures = throttle::failed(app, &keys).await?;
+        match &user {
+            Some(u) if failures >= i64::from(lockout.lock_after) && u.state == "active" => {
+                lock(app, &org, u, failures, &ctx).await?;
+            }
+            Some(u) => failed_event(app, &org, u, "wrong password", &ctx).await?,
+            None => {
+                refused(
+                    app,
+                    &org.id,
+                    &input.email,
+                    "sign-in (unknown account)",
+                    &ctx,
+                )
+                .await?
+            }
+        }
+        return Err(AppError::Unauthenticated);
+    }
+    let Some(mut user) = user else {
+        return Err(AppError::Unauthenticated); // unreachable: the decoy never matches
+    };
+    if user.state == UserState::Locked.as_str() {
+        user = unlock_after_cooldown(app, &org, &keys, user, &ctx).await?;
+    }
+    if let Some(why) = denial(&user.state) {
+        failed_event(app, &org, &user, &format!("account {}", user.state), &ctx).await?;
+        return Err(AppError::SignInDenied(why.into()));
+    }
+    start_session(app, &org, &user, &keys, ctx, 1).await
+}
+
+/// Why an account in `state` may not sign in, in words for its owner.
+fn denial(state: &str) -> Option<&'static str> {
+    match UserState::parse(state)? {
+        UserState::Active => None,
+        UserState::Unverified => {
+            Some("verify your email address first; you can ask for a new code")
+        }
+        UserState::Invited => Some("accept your invitation first, from the link in its email"),
+        UserState::Provisioned => Some(
+            "this account is not activated yet; use your activation email or your organization's sign-in",
+        ),
+        UserState::Suspended => Some("this account is suspended; ask your administrator"),
+        UserState::Locked => Some(
+            "this account is locked after too many failed sign-ins; try again later, reset your password, or ask your administrator",
+        ),
+        UserState::Deactivated => Some("this account has been deactivated"),
+    }
+}
+
+async fn lock(app: &App, org: &OrgRow, u: &UserRow, failures: i64, ctx: &Context) -> Result<()> {
+    let system = Caller {
+        ctx: ctx.clone(),
+        ..Caller::system("lockout")
+    };
+    let mut tx = app.db.begin().await?;
+    let details = [("failures", serde_json::json!(failures))];
+    crate::users::transition_in(
+        app,
+        &mut tx,
+        &system,
+        &org.id,
+        &u.id,
+        LifecycleEvent::Lock,
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("muster_lifecycle_transitions_total", "event" => "lock").increment(1);
+    Ok(())
+}
+
+/// A locked account whose cool-down has passed unlocks at its next good password.
+async fn unlock_after_cooldown(
+    app: &App,
+    org: &OrgRow,
+    keys: &Keys,
+    user: UserRow,
+    ctx: &Context,
+) -> Result<UserRow> {
+    let cooldown = i64::from(keys.policy.cooldown_minutes) * 60_000;
+    let since = throttle::last_failure(app, keys)
+        .await?
+        .unwrap_or(user.updated_at);
+    if app.now_ms() - since < cooldown {
+        return Ok(user);
+    }
+    let system = Caller {
+        ctx: ctx.clone(),
+        ..Caller::system("lockout")
+    };
+    let mut tx = app.db.begin().await?;
+    let details = [("reason", serde_json::json!("cool-down over"))];
+    let (row, _) = crate::users::transition_in(
+        app,
+        &mut tx,
+        &system,
+        &org.id,
+        &user.id,
+        LifecycleEvent::Unlock,
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+async fn failed_event(
+    app: &App,
+    org: &OrgRow,
+    u: &UserRow,
+    why: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let me = self_caller(org, &u.id, &u.email, ctx.clone());
+    let mut tx = app.db.begin().await?;
+    let ev = Event::new(&org.id, "auth.login_failed")
+        .target("user", &u.id)
+        .detail("reason", why)
+        .security();
+    audit::record(app, &mut tx, &me, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Opens a session for a user who has just proved who they are.
+pub(crate) async fn start_session(
+    app: &App,
+    org: &OrgRow,
+    user: &UserRow,
+    keys: &Keys,
+    ctx: Context,
+    level: i32,
+) -> Result<SignedIn> {
+    let policy: SessionPolicy = setting(org, "session");
+    let now = app.now_ms();
+    let id = uuid::Uuid::now_v7();
+    let secret = secrets::random_secret();
+    let row = SessionRow {
+        id: id.simple().to_string(),
+        org_id: org.id.clone(),
+        user_id: user.id.clone(),
+        secret_hash: secrets::hash_secret(&secret),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + policy.absolute_ms(),
+        revoked_at: None,
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        mfa_level: level,
+    };
+    let me = self_caller(org, &user.id, &user.email, ctx);
+    let mut tx = app.db.begin().await?;
+    muster_store::failures::clear(&mut tx, &keys.account).await?;
+    muster_store::sessions::insert(&mut tx, &row).await?;
+    let ev = Event::new(&org.id, "auth.login")
+        .target("user", &user.id)
+        .detail("session", &row.id)
+        .detail("method", "password");
+    audit::record(app, &mut tx, &me, ev).await?;
+    tx.commit().await?;
+    metrics::counter!("muster_signins_total").increment(1);
+    Ok(SignedIn {
+        session_token: tokens::format(SESSION_TOKEN_PREFIX, id, &secret),
+        cookie: SessionCookie {
+            max_age_s: policy.absolute_ms() / 1000,
+        },
+        session: view(row, Some(&id.simple().to_string())),
+    })
+}
+
+/// Whether a bearer or cookie value is a session token (rather than an API token).
+pub fn is_session_token(token: &str) -> bool {
+    token.starts_with(SESSION_TOKEN_PREFIX) && token.as_bytes().get(3) == Some(&b'_')
+}
+
+/// Authenticates a session token. Read from the database on every request —
+/// revocation, a state change or a role change counts from the next one.
+/// Every failure is the same `Unauthenticated`.
+pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Result<Caller> {
+    let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
+    let id = parsed.id.simple().to_string();
+    let row = muster_store::sessions::for_auth(&app.db, &id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let now = app.now_ms();
+    let policy: SessionPolicy = serde_json::from_str::<serde_json::Value>(&row.org_settings)
+        .ok()
+        .and_then(|s| s.get("session").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let valid = secrets::secret_matches(parsed.secret, &row.secret_hash)
+        && row.revoked_at.is_none()
+        && now < row.expires_at
+        && now < row.last_seen_at + policy.idle_ms()
+        && UserState::parse(&row.user_state).is_some_and(UserState::can_sign_in);
+    if !valid {
+        return Err(AppError::Unauthenticated);
+    }
+    // Activity is recorded at most once a minute, off the request's path.
+    if now - row.last_seen_at > 60_000 {
+        let db = app.db.clone();
+        let sid = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = muster_store::sessions::touch(&db, &sid, now).await {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+        });
+    }
+    Ok(Caller {
+        principal: Principal::User {
+            permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
+            org_id: row.org_id,
+            org_slug: row.org_slug,
+            user_id: row.user_id,
+            email: row.user_email,
+            token_id: None,
+            token_name: None,
+            session_id: Some(id),
+        },
+        ctx,
+    })
+}
+
+fn own(caller: &Caller) -> Result<(&str, &str, Option<&str>)> {
+    match &caller.principal {
+        Principal::User {
+            org_id,
+            user_id,
+            session_id,
+            ..
+        } => Ok((org_id, user_id, session_id.as_deref())),
+        _ => Err(AppError::NotFound("user")),
+    }
+}
+
+/// Ends the caller's session.
+pub async fn logout(app: &App, caller: &Caller) -> Result<()> {
+    let (org_id, user_id, Some(sid)) = own(caller)? else {
+        return Err(AppError::invalid(
+            "session",
+            "this request was not made with a session",
+        ));
+    };
+    end_session(app, caller, org_id, user_id, sid, "auth.logout").await
+}
+
+/// The caller's live sessions, newest first; `current` marks this one.
+pub async fn sessions(app: &App, caller: &Caller) -> Result<Vec<SessionView>> {
+    let (org_id, user_id, current) = own(caller)?;
+    let rows =
+        muster_store::sessions::live_for_user(&app.db, org_id, user_id, app.now_ms()).await?;
+    Ok(rows.into_iter().map(|s| view(s, current)).collect())
+}
+
+/// Ends one of the caller's own sessions; another user's is not found.
+pub async fn revoke_session(app: &App, caller: &Caller, id: &str) -> Result<()> {
+    let (org_id, user_id, _) = own(caller)?;
+    end_session(app, caller, org_id, user_id, id, "session.revoked").await
+}
+
+async fn end_session(
+    app: &App,
+    caller: &Caller,
+    org_id: &str,
+    user_id: &str,
+    id: &str,
+    action: &str,
+) -> Result<()> {
+    let mut tx = app.db.begin().await?;
+    if !muster_store::sessions::revoke(&mut tx, org_id, user_id, id, app.now_ms()).await? {
+        return Err(AppError::NotFound("session"));
+    }
+    let ev = Event::new(org_id, action)
+        .target("user", user_id)
+        .detail("session", id);
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The session cookie (DESIGN.md §1, Sessions). Over https it is
+//! `__Host-muster_session` — Secure, host-only, Path=/ — so that no other
+//! subdomain or plain-http page can set or read it; over plain http (local
+//! development) the `__Host-` prefix is not allowed, so it is `muster_session`.
+
+use axum::http::{HeaderValue, header, request::Parts};
+
+const SECURE_NAME: &str = "__Host-muster_session";
+const PLAIN_NAME: &str = "muster_session";
+
+fn name(secure: bool) -> &'static str {
+    if secure { SECURE_NAME } else { PLAIN_NAME }
+}
+
+/// Whether links and cookies are for https (`MUSTER_PUBLIC_URL`).
+pub fn secure(public_url: &str) -> bool {
+    public_url.starts_with("https://")
+}
+
+/// The `Set-Cookie` value that opens a session.
+pub fn set(public_url: &str, token: &str, max_age_s: i64) -> Option<HeaderValue> {
+    let secure = secure(public_url);
+    let flags = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{flags}",
+        name(secure)
+    ))
+    .ok()
+}
+
+/// The `Set-Cookie` value that removes it.
+pub fn clear(public_url: &str) -> HeaderValue {
+    let secure = secure(public_url);
+    let flags = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{flags}",
+        name(secure)
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The session token a request's cookies carry, under either name.
+pub fn session(parts: &Parts) -> Option<String> {
+    session_in(&parts.headers)
+}
+
+pub fn session_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SECURE_NAME || *k == PLAIN_NAME)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// The CSRF cookie of the double-submit check on pages: a random value the
+/// page's forms repeat in a hidden field. Another site can make a browser
+/// send the cookie but cannot read it to fill in the field.
+pub fn csrf(parts: &axum::http::HeaderMap) -> Option<String> {
+    parts
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == "__Host-muster_csrf" || *k == "muster_csrf")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| v.len() == 43)
+}
+
+pub fn set_csrf(public_url: &str, value: &str) -> Option<HeaderValue> {
+    let secure = secure(public_url);
+    let (name, flags) = if secure {
+        ("__Host-muster_csrf", "; Secure")
+    } else {
+        ("muster_csrf", "")
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{flags}"
+    ))
+    .ok()
+}

@@ -1,0 +1,216 @@
+//! Server-rendered pages for people (issue 4): sign-up, verification,
+//! sign-in, password reset and the account page. They call the same use
+//! cases as the JSON sign-in API, work without JavaScript, and carry no
+//! asset from another host. Every form is CSRF-protected (double submit,
+//! `csrf`), every page is sent with a strict Content-Security-Policy.
+
+mod account;
+mod signin;
+
+use crate::{AppState, cookies};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(signin::home))
+        .route("/login", get(signin::login_page).post(signin::login))
+        .route("/logout", post(account::logout))
+        .route("/signup", get(signin::signup_page).post(signin::signup))
+        .route(
+            "/signup/business",
+            get(signin::business_page).post(signin::business_signup),
+        )
+        .route(
+            "/verify-email",
+            get(signin::verify_page).post(signin::verify),
+        )
+        .route("/verify-email/resend", post(signin::resend))
+        .route(
+            "/forgot-password",
+            get(signin::forgot_page).post(signin::forgot),
+        )
+        .route(
+            "/reset-password",
+            get(signin::reset_page).post(signin::reset),
+        )
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::password))
+        .route("/account/email", post(account::email))
+        .route("/account/email/confirm", post(account::confirm_email))
+        .route("/account/sessions/{id}/revoke", post(account::revoke))
+        .layer(axum::middleware::from_fn(page_headers))
+        .route("/assets/muster.css", get(css))
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/muster.css"),
+    )
+        .into_response()
+}
+
+/// Pages are never framed, cached, or allowed to load anything from elsewhere;
+/// links in them (which may carry a token) send no referrer.
+async fn page_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The CSRF token of this browser: the cookie's value, or a new one that the
+/// response sets.
+pub(crate) struct Csrf {
+    pub token: String,
+    fresh: bool,
+}
+
+impl Csrf {
+    pub fn of(headers: &HeaderMap) -> Self {
+        match cookies::csrf(headers) {
+            Some(token) => Self {
+                token,
+                fresh: false,
+            },
+            None => Self {
+                token: muster_app::secrets::random_secret(),
+                fresh: true,
+            },
+        }
+    }
+
+    /// Whether a submitted form repeats this browser's token. A browser that
+    /// had no token cannot have submitted one of our forms.
+    pub fn accepts(&self, submitted: Option<&String>) -> bool {
+        !self.fresh
+            && submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.token.as_bytes())))
+    }
+
+    /// Adds the cookie to a response when the token is new.
+    pub fn send(&self, public_url: &str, mut res: Response) -> Response {
+        if self.fresh
+            && let Some(c) = cookies::set_csrf(public_url, &self.token)
+        {
+            res.headers_mut().append(header::SET_COOKIE, c);
+        }
+        res
+    }
+}
+
+/// The page answered when a form's CSRF token is missing or wrong.
+pub(crate) fn csrf_refused(s: &AppState, csrf: &Csrf) -> Response {
+    let page = Message {
+        heading: "This form has expired".into(),
+        text: "For your safety the form could not be accepted. Go back, reload the page and try again.".into(),
+        link: "/".into(),
+        link_text: "Start again".into(),
+    };
+    csrf.send(&s.public_url, render(StatusCode::FORBIDDEN, &page))
+}
+
+#[derive(askama::Template)]
+#[template(path = "message.html")]
+pub(crate) struct Message {
+    pub heading: String,
+    pub text: String,
+    pub link: String,
+    pub link_text: String,
+}
+
+pub(crate) fn render(status: StatusCode, t: &impl askama::Template) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A return path inside this site, or `fallback`: never another host
+/// (`//evil.example`, `/\evil.example`, `https://…`), so that a link to our
+/// sign-in page cannot send someone elsewhere afterwards.
+pub(crate) fn safe_next(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() <= 512
+                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            n.to_owned()
+        }
+        _ => fallback.to_owned(),
+    }
+}
+
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Fixed notices a page may show after a redirect (`?done=`): never text from
+/// the URL itself.
+pub(crate) fn notice(done: Option<&str>) -> Option<String> {
+    Some(
+        match done? {
+            "verified" => "Your email is verified. You can sign in now.",
+            "signed_out" => "You are signed out.",
+            "password_reset" => "Your password is changed. Sign in with the new one.",
+            "session_ended" => "That session is signed out.",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(safe_next(Some("/account?x=1"), "/f"), "/account?x=1");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/\u{0}x",
+            "",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(Some(bad), "/f"), "/f", "{bad:?}");
+        }
+        assert_eq!(safe_next(None, "/f"), "/f");
+    }
+}
