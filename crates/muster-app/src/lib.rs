@@ -10,6 +10,7 @@ mod error;
 mod group_commit;
 pub mod groups;
 pub mod imports;
+pub mod invitations;
 pub mod mail;
 pub mod orgs;
 pub mod paging;

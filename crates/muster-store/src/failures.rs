@@ -15,6 +15,26 @@ pub async fn get(db: &Db, key: &str) -> Result<Option<Failures>> {
         .bind(key).fetch_optional(c).await)?)
 }
 
+/// The counters of up to two keys in one round trip (a sign-in checks its
+/// account's and its IP's).
+pub async fn get_pair(
+    db: &Db,
+    a: &str,
+    b: Option<&str>,
+) -> Result<(Option<Failures>, Option<Failures>)> {
+    #[derive(sqlx::FromRow)]
+    struct Keyed {
+        key: String,
+        #[sqlx(flatten)]
+        f: Failures,
+    }
+    let rows: Vec<Keyed> = on_db!(db, c => sqlx::query_as(
+        "SELECT key, failures, first_failure_at, last_failure_at FROM auth_failures WHERE key IN ($1, $2)")
+        .bind(a).bind(b.unwrap_or(a)).fetch_all(c).await)?;
+    let find = |k: &str| rows.iter().find(|r| r.key == k).map(|r| r.f);
+    Ok((find(a), b.and_then(find)))
+}
+
 /// Counts one failure. A count whose last failure is older than `window_ms`
 /// starts again from one. Returns the count after this failure.
 pub async fn record(db: &Db, key: &str, now: i64, window_ms: i64) -> Result<Failures> {

@@ -71,6 +71,40 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
 }
 
+/// A session with its whole user, for `GET /me`: the one query that answers it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionUserRow {
+    pub session_id: String,
+    pub secret_hash: String,
+    pub last_seen_at: i64,
+    pub session_expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub org_settings: String,
+    #[sqlx(flatten)]
+    pub user: crate::users::UserRow,
+}
+
+/// The session and its user by primary keys; no permission is computed (the
+/// caller only reads its own account).
+pub async fn with_user(db: &Db, id: &str) -> Result<Option<SessionUserRow>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let user_cols = crate::users::COLS
+            .split(',')
+            .map(|c| format!("u.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT s.id AS session_id, s.secret_hash, s.last_seen_at, s.expires_at AS session_expires_at,
+                    s.revoked_at, o.settings AS org_settings, {user_cols}
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
+             WHERE s.id = $1"
+        )
+    });
+    let sql = sqlx::AssertSqlSafe(sql.as_str());
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
+}
+
 /// Records activity (the idle clock restarts); callers do it at most once a minute.
 pub async fn touch(db: &Db, id: &str, now: i64) -> Result<()> {
     let mut tx = db.begin().await?;

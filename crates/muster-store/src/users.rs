@@ -25,7 +25,7 @@ pub struct UserRow {
     pub version: i64,
 }
 
-const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
+pub(crate) const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
     external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
 
 /// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations), in

@@ -31,6 +31,43 @@ pub fn context(parts: &Parts) -> Context {
     }
 }
 
+fn bearer(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+}
+
+/// The signed-in user for `GET /me`. With a session one query answers
+/// (identity and user together, no permissions: the caller reads only
+/// itself); with an API token, the usual authentication then a read.
+pub struct Me(pub muster_app::users::UserView);
+
+impl FromRequestParts<AppState> for Me {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = match bearer(parts) {
+            Some(t) if muster_app::signin::login::is_session_token(&t) => Some(t),
+            Some(_) => None,
+            None => crate::cookies::session(parts),
+        };
+        if let Some(t) = session {
+            return Ok(Self(muster_app::signin::login::me(&state.app, &t).await?));
+        }
+        let Auth(c) = Auth::from_request_parts(parts, state).await?;
+        Ok(Self(muster_app::users::me(&state.app, &c).await?))
+    }
+}
+
 /// The authenticated caller of an `/api/v1` request.
 pub struct Auth(pub Caller);
 
@@ -41,17 +78,8 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_owned());
         let ctx = context(parts);
-        let caller = match bearer {
+        let caller = match bearer(parts) {
             Some(t) if muster_app::signin::login::is_session_token(&t) => {
                 muster_app::signin::login::authenticate_session(&state.app, &t, ctx).await?
             }

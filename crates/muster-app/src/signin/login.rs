@@ -118,7 +118,7 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedI
         failed_event(app, &org, &user, &format!("account {}", user.state), &ctx).await?;
         return Err(AppError::SignInDenied(why.into()));
     }
-    start_session(app, &org, &user, &keys, ctx, 1).await
+    start_session(app, &org, &user, Some(&keys), ctx, 1).await
 }
 
 /// Why an account in `state` may not sign in, in words for its owner.
@@ -220,7 +220,7 @@ pub(crate) async fn start_session(
     app: &App,
     org: &OrgRow,
     user: &UserRow,
-    keys: &Keys,
+    keys: Option<&Keys>,
     ctx: Context,
     level: i32,
 ) -> Result<SignedIn> {
@@ -243,7 +243,9 @@ pub(crate) async fn start_session(
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
     let mut tx = app.db.begin().await?;
-    muster_store::failures::clear(&mut tx, &keys.account).await?;
+    if let Some(k) = keys {
+        muster_store::failures::clear(&mut tx, &k.account).await?;
+    }
     muster_store::sessions::insert(&mut tx, &row).await?;
     let ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
@@ -276,29 +278,20 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = app.now_ms();
-    let policy: SessionPolicy = serde_json::from_str::<serde_json::Value>(&row.org_settings)
-        .ok()
-        .and_then(|s| s.get("session").cloned())
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    let valid = secrets::secret_matches(parsed.secret, &row.secret_hash)
-        && row.revoked_at.is_none()
-        && now < row.expires_at
-        && now < row.last_seen_at + policy.idle_ms()
-        && UserState::parse(&row.user_state).is_some_and(UserState::can_sign_in);
-    if !valid {
+    let live = live(
+        parsed.secret,
+        &row.secret_hash,
+        row.revoked_at,
+        row.expires_at,
+        row.last_seen_at,
+        &row.org_settings,
+        &row.user_state,
+        now,
+    );
+    if !live {
         return Err(AppError::Unauthenticated);
     }
-    // Activity is recorded at most once a minute, off the request's path.
-    if now - row.last_seen_at > 60_000 {
-        let db = app.db.clone();
-        let sid = id.clone();
-        tokio::spawn(async move {
-            if let Err(e) = muster_store::sessions::touch(&db, &sid, now).await {
-                tracing::warn!(error = %e, "could not record session activity");
-            }
-        });
-    }
+    touch(app, &id, row.last_seen_at, now);
     Ok(Caller {
         principal: Principal::User {
             permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
@@ -312,6 +305,71 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         },
         ctx,
     })
+}
+
+/// Whether a session still lets its holder in: the secret matches, it is
+/// neither revoked nor past its absolute or idle end, and its user may sign in.
+#[allow(clippy::too_many_arguments)]
+fn live(
+    secret: &str,
+    secret_hash: &str,
+    revoked_at: Option<i64>,
+    expires_at: i64,
+    last_seen_at: i64,
+    org_settings: &str,
+    user_state: &str,
+    now: i64,
+) -> bool {
+    let policy: SessionPolicy = serde_json::from_str::<serde_json::Value>(org_settings)
+        .ok()
+        .and_then(|s| s.get("session").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    secrets::secret_matches(secret, secret_hash)
+        && revoked_at.is_none()
+        && now < expires_at
+        && now < last_seen_at + policy.idle_ms()
+        && UserState::parse(user_state).is_some_and(UserState::can_sign_in)
+}
+
+/// Activity is recorded at most once a minute, off the request's path.
+fn touch(app: &App, id: &str, last_seen_at: i64, now: i64) {
+    if now - last_seen_at > 60_000 {
+        let db = app.db.clone();
+        let sid = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = muster_store::sessions::touch(&db, &sid, now).await {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+        });
+    }
+}
+
+/// `GET /me` with a session: the same checks as `authenticate_session`, in
+/// one query that also reads the user (no permissions are needed to read
+/// one's own account).
+pub async fn me(app: &App, token: &str) -> Result<crate::users::UserView> {
+    let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
+    let id = parsed.id.simple().to_string();
+    let row = muster_store::sessions::with_user(&app.db, &id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    let now = app.now_ms();
+    let ok = live(
+        parsed.secret,
+        &row.secret_hash,
+        row.revoked_at,
+        row.session_expires_at,
+        row.last_seen_at,
+        &row.org_settings,
+        &row.user.state,
+        now,
+    );
+    if !ok {
+        return Err(AppError::Unauthenticated);
+    }
+    touch(app, &id, row.last_seen_at, now);
+    row.user.try_into()
 }
 
 fn own(caller: &Caller) -> Result<(&str, &str, Option<&str>)> {

@@ -53,12 +53,13 @@ fn wait_ms(f: Option<Failures>, delay_after: i64, window_ms: i64, now: i64) -> i
 pub(crate) async fn check(app: &App, k: &Keys) -> Result<()> {
     let now = app.now_ms();
     let window = k.window_ms();
-    let account = failures::get(&app.db, &k.account).await?;
-    let mut wait = wait_ms(account, i64::from(k.policy.delay_after), window, now);
-    if let Some(ip) = &k.ip {
-        let f = failures::get(&app.db, ip).await?;
-        wait = wait.max(wait_ms(f, IP_DELAY_AFTER, window, now));
-    }
+    let (account, ip) = failures::get_pair(&app.db, &k.account, k.ip.as_deref()).await?;
+    let wait = wait_ms(account, i64::from(k.policy.delay_after), window, now).max(wait_ms(
+        ip,
+        IP_DELAY_AFTER,
+        window,
+        now,
+    ));
     if wait > 0 {
         metrics::counter!("muster_signin_throttled_total").increment(1);
         return Err(AppError::TooManyAttempts(

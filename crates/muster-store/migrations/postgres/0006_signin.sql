@@ -18,3 +18,6 @@ CREATE TABLE auth_failures (
 );
 
 CREATE INDEX sessions_live ON sessions (user_id, revoked_at, expires_at);
+
+-- Accepting an invitation finds it by the hash of its link's secret.
+CREATE INDEX invitations_secret ON invitations (secret_hash);

@@ -5,6 +5,7 @@
 //! `csrf`), every page is sent with a strict Content-Security-Policy.
 
 mod account;
+mod invitation;
 mod signin;
 
 use crate::{AppState, cookies};
@@ -38,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/reset-password",
             get(signin::reset_page).post(signin::reset),
+        )
+        .route(
+            "/invitations/accept",
+            get(invitation::page).post(invitation::accept),
         )
         .route("/account", get(account::page))
         .route("/account/password", post(account::password))

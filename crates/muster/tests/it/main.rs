@@ -16,6 +16,7 @@ mod bad_input;
 mod cli;
 mod groups;
 mod imports;
+mod invitations;
 mod ops;
 mod pages;
 mod schema;

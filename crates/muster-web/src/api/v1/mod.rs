@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod groups;
+mod invitations;
 mod orgs;
 mod roles;
 mod scim;
@@ -50,6 +51,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::get_session_policy, orgs::set_session_policy))
         .routes(routes!(orgs::get_lockout_policy, orgs::set_lockout_policy))
         .routes(routes!(orgs::get_signup_policy, orgs::set_signup_policy))
+        .routes(routes!(invitations::list, invitations::invite))
+        .routes(routes!(invitations::revoke))
+        .routes(routes!(invitations::resend))
+        .routes(routes!(invitations::accept))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::resend))
         .routes(routes!(auth::verify_email))

@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/me", tag = "me", responses((status = 200, body = UserView), (status = 401, body = crate::error::Problem)))]
-pub async fn me(State(s): State<AppState>, Auth(c): Auth) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(muster_app::users::me(&s.app, &c).await?))
+pub async fn me(crate::extract::Me(user): crate::extract::Me) -> Json<UserView> {
+    Json(user)
 }
 
 #[utoipa::path(get, path = "/orgs/{org}", tag = "organizations", params(("org" = String, Path, description = "organization slug")),

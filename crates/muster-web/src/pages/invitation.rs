@@ -1,0 +1,109 @@
+//! The invitation acceptance page: the link from the email, a password, in.
+
+use super::{Csrf, csrf_refused, render, see_other};
+use crate::error::page_message;
+use crate::extract::Ctx;
+use crate::{AppState, cookies};
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use muster_app::invitations::AcceptInput;
+use std::collections::HashMap;
+
+type Fields = HashMap<String, String>;
+
+#[derive(askama::Template)]
+#[template(path = "accept.html")]
+struct AcceptPage {
+    csrf: String,
+    token: String,
+    org_name: String,
+    email: String,
+    name: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn page_for(
+    s: &AppState,
+    csrf: &Csrf,
+    token: &str,
+    name: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let page = match muster_app::invitations::info(&s.app, token).await {
+        Ok(i) => AcceptPage {
+            csrf: csrf.token.clone(),
+            token: token.to_owned(),
+            org_name: i.org_name,
+            email: i.email,
+            name: name.to_owned(),
+            error,
+            notice: None,
+        },
+        Err(e) => {
+            let (st, msg) = page_message(e);
+            let page = AcceptPage {
+                csrf: csrf.token.clone(),
+                token: String::new(),
+                org_name: "Muster".into(),
+                email: String::new(),
+                name: String::new(),
+                error: Some(msg),
+                notice: None,
+            };
+            return csrf.send(&s.public_url, render(st, &page));
+        }
+    };
+    csrf.send(&s.public_url, render(status, &page))
+}
+
+pub async fn page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Fields>,
+) -> Response {
+    let csrf = Csrf::of(&headers);
+    let token = q
+        .get("token")
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
+    page_for(&s, &csrf, &token, "", None, StatusCode::OK).await
+}
+
+pub async fn accept(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<Fields>,
+) -> Response {
+    let csrf = Csrf::of(&headers);
+    if !csrf.accepts(f.get("csrf")) {
+        return csrf_refused(&s, &csrf);
+    }
+    let token = f.get("token").cloned().unwrap_or_default();
+    let name = f.get("name").cloned().unwrap_or_default();
+    let input = AcceptInput {
+        token: token.clone(),
+        password: f.get("password").cloned().unwrap_or_default().into(),
+        name: Some(name.clone()),
+    };
+    match muster_app::invitations::accept(&s.app, input, ctx).await {
+        Ok(signed) => {
+            let mut res = see_other("/account");
+            if let Some(c) = cookies::set(
+                &s.public_url,
+                &signed.session_token,
+                signed.cookie.max_age_s,
+            ) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            res
+        }
+        Err(e) => {
+            let (status, msg) = page_message(e);
+            page_for(&s, &csrf, &token, &name, Some(msg), status).await
+        }
+    }
+}
