@@ -359,8 +359,8 @@ async fn check_password(
     pw: &SecretString,
 ) -> Result<()> {
     let lockout: LockoutPolicy = setting(org, "lockout");
-    let keys = Keys::new(&org.id, &user.email, caller.ctx.ip.as_deref(), lockout);
-    throttle::check(app, &keys).await?;
+    let mut keys = Keys::new(&org.id, &user.email, caller.ctx.ip.as_deref(), lockout);
+    throttle::check(app, &mut keys).await?;
     if app
         .hasher
         .verify_or_decoy(pw.expose_secret().to_owned(), user.password_hash.clone())

@@ -77,8 +77,8 @@ fn view(s: SessionRow, current: Option<&str>) -> SessionView {
 pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedIn> {
     let org = public_org(app, input.org.as_deref()).await?;
     let lockout: LockoutPolicy = setting(&org, "lockout");
-    let keys = Keys::new(&org.id, &input.email, ctx.ip.as_deref(), lockout.clone());
-    if let Err(e) = throttle::check(app, &keys).await {
+    let mut keys = Keys::new(&org.id, &input.email, ctx.ip.as_deref(), lockout.clone());
+    if let Err(e) = throttle::check(app, &mut keys).await {
         refused(app, &org.id, &input.email, "sign-in (throttled)", &ctx).await?;
         return Err(e);
     }
@@ -243,7 +243,10 @@ pub(crate) async fn start_session(
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
     let mut tx = app.db.begin().await?;
-    if let Some(k) = keys {
+    // A success clears the account's failures (a write only when there are some).
+    if let Some(k) = keys
+        && k.account_failed
+    {
         muster_store::failures::clear(&mut tx, &k.account).await?;
     }
     muster_store::sessions::insert(&mut tx, &row).await?;

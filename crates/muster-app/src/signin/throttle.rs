@@ -16,6 +16,8 @@ pub(crate) struct Keys {
     pub account: String,
     pub ip: Option<String>,
     pub policy: LockoutPolicy,
+    /// Whether `check` found failures on the account (a success then clears them).
+    pub account_failed: bool,
 }
 
 impl Keys {
@@ -24,6 +26,7 @@ impl Keys {
             account: account_key(org_id, email),
             ip: ip.map(|i| format!("ip:{i}")),
             policy,
+            account_failed: true,
         }
     }
 
@@ -50,10 +53,11 @@ fn wait_ms(f: Option<Failures>, delay_after: i64, window_ms: i64, now: i64) -> i
 }
 
 /// Refuses an attempt that comes too soon after earlier failures.
-pub(crate) async fn check(app: &App, k: &Keys) -> Result<()> {
+pub(crate) async fn check(app: &App, k: &mut Keys) -> Result<()> {
     let now = app.now_ms();
     let window = k.window_ms();
     let (account, ip) = failures::get_pair(&app.db, &k.account, k.ip.as_deref()).await?;
+    k.account_failed = account.is_some();
     let wait = wait_ms(account, i64::from(k.policy.delay_after), window, now).max(wait_ms(
         ip,
         IP_DELAY_AFTER,

@@ -465,6 +465,43 @@ async fn an_admin_unlocks_and_deactivation_ends_sessions(t: TestApp) {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let session = b["session_token"].as_str().unwrap().to_owned();
+    // Suspended: the session ends at once; the right password learns why.
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/acme/users/{id}/suspend"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        t.call("GET", "/api/v1/me", Some(&session), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, b) = t
+        .call("POST", "/api/v1/auth/login", None, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(b["detail"].as_str().unwrap().contains("suspended"), "{b}");
+    let refused = t
+        .scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login_failed' AND changes LIKE '%account suspended%'")
+        .await;
+    assert_eq!(refused, 1, "the attempt is audited");
+    let (s, _) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/acme/users/{id}/unsuspend"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = t
+        .call("POST", "/api/v1/auth/login", None, Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let session = b["session_token"].as_str().unwrap().to_owned();
     // The org's admin deactivates: the session is refused on the very next request.
     let (s, _) = t
         .call(
