@@ -28,6 +28,21 @@ pub fn set(public_url: &str, token: &str, max_age_s: i64) -> Option<HeaderValue>
     .ok()
 }
 
+/// `res` with the cookie of a session that just started (the one way both
+/// the JSON API and the pages hand a session to a browser).
+pub fn with_session(
+    public_url: &str,
+    signed: &muster_app::signin::SignedIn,
+    mut res: axum::response::Response,
+) -> axum::response::Response {
+    if let Some(c) = set(public_url, &signed.session_token, signed.cookie.max_age_s) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// The `Set-Cookie` value that removes it.
 pub fn clear(public_url: &str) -> HeaderValue {
     let secure = secure(public_url);

@@ -5,7 +5,7 @@ use crate::error::page_message;
 use crate::extract::Ctx;
 use crate::{AppState, cookies};
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use muster_app::invitations::AcceptInput;
 use std::collections::HashMap;
@@ -90,17 +90,7 @@ pub async fn accept(
         name: Some(name.clone()),
     };
     match muster_app::invitations::accept(&s.app, input, ctx).await {
-        Ok(signed) => {
-            let mut res = see_other("/account");
-            if let Some(c) = cookies::set(
-                &s.public_url,
-                &signed.session_token,
-                signed.cookie.max_age_s,
-            ) {
-                res.headers_mut().append(header::SET_COOKIE, c);
-            }
-            res
-        }
+        Ok(signed) => cookies::with_session(&s.public_url, &signed, see_other("/account")),
         Err(e) => {
             let (status, msg) = page_message(e);
             page_for(&s, &csrf, &token, &name, Some(msg), status).await

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
@@ -171,7 +171,7 @@ pub(crate) fn safe_next(next: Option<&str>, fallback: &str) -> String {
                 && !n.starts_with("//")
                 && !n.starts_with("/\\")
                 && n.len() <= 512
-                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
         {
             n.to_owned()
         }
@@ -179,8 +179,11 @@ pub(crate) fn safe_next(next: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// A `303 See Other` to a path of this site. (axum's `Redirect` panics on a
+/// value that cannot be a header; here such a value falls back to `/`.)
 pub(crate) fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    let location = HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
 /// Fixed notices a page may show after a redirect (`?done=`): never text from
@@ -211,6 +214,8 @@ mod tests {
             "https://evil.example",
             "evil.example",
             "/\u{0}x",
+            "/caf\u{e9}",
+            "/a b",
             "",
             "javascript:alert(1)",
         ] {

@@ -5,7 +5,7 @@ use crate::error::page_message;
 use crate::extract::Ctx;
 use crate::{AppState, cookies};
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use muster_app::signin::account::{ResetInput, ResetRequest};
 use muster_app::signin::signup::ResendInput;
@@ -93,17 +93,7 @@ pub async fn login(
         org: opt(&f, "org"),
     };
     match signin::login::login(&s.app, input, ctx).await {
-        Ok(signed) => {
-            let mut res = see_other(&next);
-            if let Some(c) = cookies::set(
-                &s.public_url,
-                &signed.session_token,
-                signed.cookie.max_age_s,
-            ) {
-                res.headers_mut().append(header::SET_COOKIE, c);
-            }
-            res
-        }
+        Ok(signed) => cookies::with_session(&s.public_url, &signed, see_other(&next)),
         Err(e) => {
             let (status, msg) = page_message(e);
             let page = LoginPage {
@@ -272,11 +262,11 @@ pub async fn verify(
     };
     match signin::signup::verify_email(&s.app, input, ctx).await {
         Ok(()) => {
-            let org = field(&f, "org");
-            let q = if org.is_empty() {
-                String::new()
-            } else {
-                format!("&org={org}")
+            // Only a well-formed slug goes into the redirect: nothing from the
+            // form reaches a header unchecked.
+            let q = match muster_core::OrgSlug::parse(&field(&f, "org")) {
+                Ok(slug) => format!("&org={}", slug.as_str()),
+                Err(_) => String::new(),
             };
             see_other(&format!("/login?done=verified{q}"))
         }

@@ -66,20 +66,8 @@ pub async fn login(
     Json(b): Json<LoginInput>,
 ) -> Result<Response, ApiError> {
     let signed = signin::login::login(&s.app, b, ctx).await?;
-    let cookie = cookies::set(
-        &s.public_url,
-        &signed.session_token,
-        signed.cookie.max_age_s,
-    );
-    let mut res = axum::Json(signed).into_response();
-    if let Some(c) = cookie {
-        res.headers_mut().insert(header::SET_COOKIE, c);
-    }
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    let res = axum::Json(&signed).into_response();
+    Ok(cookies::with_session(&s.public_url, &signed, res))
 }
 
 /// Ends this session and clears its cookie.

@@ -3,7 +3,7 @@
 use crate::extract::{Auth, Ctx, Json};
 use crate::{ApiError, AppState, cookies};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use muster_app::invitations::{AcceptInput, InvitationView, InviteInput, InviteReport};
 use muster_app::signin::SignedIn;
@@ -68,14 +68,6 @@ pub async fn accept(
     Json(b): Json<AcceptInput>,
 ) -> Result<Response, ApiError> {
     let signed = muster_app::invitations::accept(&s.app, b, ctx).await?;
-    let cookie = cookies::set(
-        &s.public_url,
-        &signed.session_token,
-        signed.cookie.max_age_s,
-    );
-    let mut res = axum::Json(signed).into_response();
-    if let Some(c) = cookie {
-        res.headers_mut().insert(header::SET_COOKIE, c);
-    }
-    Ok(res)
+    let res = axum::Json(&signed).into_response();
+    Ok(cookies::with_session(&s.public_url, &signed, res))
 }
