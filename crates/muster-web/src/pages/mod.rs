@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(signin::home))
         .route("/login", get(signin::login_page).post(signin::login))
+        .route("/o/{slug}/login", get(signin::org_login_page))
         .route("/logout", post(account::logout))
         .route("/signup", get(signin::signup_page).post(signin::signup))
         .route(

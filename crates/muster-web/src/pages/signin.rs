@@ -75,6 +75,29 @@ pub async fn login_page(
     csrf.send(&s.public_url, render(StatusCode::OK, &page))
 }
 
+/// `/o/{slug}/login`: an organization's own sign-in page (its members'
+/// bookmark). Password sign-in for now; the organization's SSO joins it.
+pub async fn org_login_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+    Query(mut q): Query<Fields>,
+) -> Response {
+    let known = muster_core::OrgSlug::parse(&slug).is_ok()
+        && muster_app::orgs::public_name(&s.app, &slug).await.is_some();
+    if !known {
+        let page = super::Message {
+            heading: "No such organization".into(),
+            text: "Check the address you were given, or sign in from the main page.".into(),
+            link: "/login".into(),
+            link_text: "Sign in".into(),
+        };
+        return render(StatusCode::NOT_FOUND, &page);
+    }
+    q.insert("org".into(), slug);
+    login_page(State(s), headers, Query(q)).await
+}
+
 pub async fn login(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,

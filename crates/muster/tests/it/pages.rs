@@ -84,6 +84,11 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     wait_for_url(&b, "/login?done=verified").await;
     assert!(b.source().await.contains("Your email is verified"));
 
+    // The keyboard reaches every control in order: email, password, submit.
+    b.click("#email").await;
+    assert_eq!(b.focused_id().await, "email");
+    b.keys("\u{E004}").await;
+    assert_eq!(b.focused_id().await, "password");
     b.fill("#email", "ann@pages.example").await;
     b.fill("#password", "Str0ng!pass").await;
     b.screenshot(&shot("login")).await;
@@ -243,6 +248,13 @@ async fn pages_refuse_forged_forms_and_foreign_redirects(t: TestApp) {
     )
     .await;
     assert!(!html.contains("<script>x"), "escaped");
+    // An organization's own sign-in page; an unknown one is a clear 404.
+    let (s, body) = t.call("GET", "/o/pg/login", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("Sign in to Org pg"));
+    assert!(body.as_str().unwrap().contains("name=\"org\" value=\"pg\""));
+    let (s, _) = t.call("GET", "/o/nope/login", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     // A GET of the link verifies nothing by itself (mail scanners fetch links).
     let (s, _) = t
         .call("GET", "/verify-email?token=mse_whatever", None, None)
