@@ -26,6 +26,7 @@ mod scim_idp;
 mod scim_lifecycle;
 mod scim_paging;
 mod signin;
+mod signin_account;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;
