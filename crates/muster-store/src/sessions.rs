@@ -42,6 +42,7 @@ pub struct SessionAuthRow {
     pub user_email: String,
     pub user_state: String,
     pub secret_hash: String,
+    pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -63,7 +64,7 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE ses AS (SELECT user_id, org_id FROM sessions WHERE id = $1), {ctes}
          SELECT s.id, s.org_id, o.slug AS org_slug, o.settings AS org_settings, s.user_id,
-                u.email AS user_email, u.state AS user_state, s.secret_hash, s.last_seen_at,
+                u.email AS user_email, u.state AS user_state, s.secret_hash, s.created_at, s.last_seen_at,
                 s.expires_at, s.revoked_at, (SELECT {agg} FROM perms) AS permissions
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
          WHERE s.id = $1"
@@ -76,6 +77,7 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
 pub struct SessionUserRow {
     pub session_id: String,
     pub secret_hash: String,
+    pub session_created_at: i64,
     pub last_seen_at: i64,
     pub session_expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -95,7 +97,7 @@ pub async fn with_user(db: &Db, id: &str) -> Result<Option<SessionUserRow>> {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT s.id AS session_id, s.secret_hash, s.last_seen_at, s.expires_at AS session_expires_at,
+            "SELECT s.id AS session_id, s.secret_hash, s.created_at AS session_created_at, s.last_seen_at, s.expires_at AS session_expires_at,
                     s.revoked_at, o.settings AS org_settings, {user_cols}
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
              WHERE s.id = $1"

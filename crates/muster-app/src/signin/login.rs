@@ -285,7 +285,7 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         parsed.secret,
         &row.secret_hash,
         row.revoked_at,
-        row.expires_at,
+        (row.created_at, row.expires_at),
         row.last_seen_at,
         &row.org_settings,
         &row.user_state,
@@ -312,12 +312,15 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
 
 /// Whether a session still lets its holder in: the secret matches, it is
 /// neither revoked nor past its absolute or idle end, and its user may sign in.
+/// Both ends follow the organization's session policy as it is now (a
+/// tightened policy applies to open sessions at once), and never exceed the
+/// end the session was opened with.
 #[allow(clippy::too_many_arguments)]
 fn live(
     secret: &str,
     secret_hash: &str,
     revoked_at: Option<i64>,
-    expires_at: i64,
+    (created_at, expires_at): (i64, i64),
     last_seen_at: i64,
     org_settings: &str,
     user_state: &str,
@@ -331,6 +334,7 @@ fn live(
     secrets::secret_matches(secret, secret_hash)
         && revoked_at.is_none()
         && now < expires_at
+        && now < created_at + policy.absolute_ms()
         && now < last_seen_at + policy.idle_ms()
         && UserState::parse(user_state).is_some_and(UserState::can_sign_in)
 }
@@ -362,7 +366,7 @@ pub async fn me(app: &App, token: &str) -> Result<crate::users::UserView> {
         parsed.secret,
         &row.secret_hash,
         row.revoked_at,
-        row.session_expires_at,
+        (row.session_created_at, row.session_expires_at),
         row.last_seen_at,
         &row.org_settings,
         &row.user.state,

@@ -66,6 +66,32 @@ async fn sessions_are_listed_revoked_and_expire(t: TestApp) {
         let (s, _) = t.call("GET", "/api/v1/me", Some(bad), None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
     }
+    // A tightened session policy applies to sessions already open.
+    let (_, b) = login(&t, email, PW).await;
+    let fresh = b["session_token"].as_str().unwrap().to_owned();
+    t.clock.advance(time::Duration::minutes(61));
+    assert_eq!(
+        t.call("GET", "/api/v1/me", Some(&fresh), None).await.0,
+        StatusCode::OK
+    );
+    use muster_testkit::muster_app::{Caller, signin};
+    let short = signin::SessionPolicy {
+        idle_minutes: 120,
+        absolute_hours: 1,
+    };
+    signin::set_policy(
+        &t.app,
+        &Caller::operator("test"),
+        "personal",
+        "session",
+        short,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t.call("GET", "/api/v1/me", Some(&fresh), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn password_reset_and_change_end_other_sessions(t: TestApp) {
