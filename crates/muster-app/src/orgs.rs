@@ -67,28 +67,42 @@ pub(crate) async fn insert(
     name: &str,
     kind: OrgKind,
 ) -> Result<OrgView> {
+    let mut tx = app.db.begin().await?;
+    let row = insert_in(app, &mut tx, caller, slug, name, kind, "{}").await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// An organization with its built-in roles and its `org.created` event, in
+/// the caller's transaction (business sign-up writes its owner in the same one).
+pub(crate) async fn insert_in(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    caller: &Caller,
+    slug: &str,
+    name: &str,
+    kind: OrgKind,
+    settings: &str,
+) -> Result<OrgRow> {
     let now = app.now_ms();
     let row = OrgRow {
         id: OrgId::new().to_string(),
         slug: slug.to_owned(),
         name: name.to_owned(),
         kind: kind.as_str().to_owned(),
-        settings: "{}".into(),
+        settings: settings.to_owned(),
         created_at: now,
         updated_at: now,
     };
-    let mut tx = app.db.begin().await?;
-    muster_store::orgs::insert(&mut tx, &row)
-        .await
-        .map_err(|e| {
-            conflict(
-                e,
-                &[("slug", "slug", "an organization with that slug exists")],
-            )
-        })?;
+    muster_store::orgs::insert(tx, &row).await.map_err(|e| {
+        conflict(
+            e,
+            &[("slug", "slug", "an organization with that slug exists")],
+        )
+    })?;
     for r in BuiltinRole::ALL {
         muster_store::roles::insert(
-            &mut tx,
+            tx,
             &RoleRow {
                 id: RoleId::new().to_string(),
                 org_id: row.id.clone(),
@@ -105,7 +119,7 @@ pub(crate) async fn insert(
     }
     audit::record(
         app,
-        &mut tx,
+        tx,
         caller,
         Event::new(&row.id, "org.created")
             .target("org", &row.id)
@@ -113,8 +127,7 @@ pub(crate) async fn insert(
             .change("name", (), name),
     )
     .await?;
-    tx.commit().await?;
-    Ok(row.into())
+    Ok(row)
 }
 
 /// The built-in personal directory exists in every deployment.

@@ -195,7 +195,10 @@ pub(crate) fn anonymous(claimed: &str, ctx: Context) -> Caller {
 /// The failure counter of an account: organization and address as typed
 /// (lower-cased), whether or not such an account exists.
 pub(crate) fn account_key(org_id: &str, email: &str) -> String {
-    format!("acct:{org_id}:{}", email.trim().to_lowercase())
+    // No address is longer than 320 characters; longer input must not make
+    // longer keys.
+    let email: String = email.trim().chars().take(320).collect();
+    format!("acct:{org_id}:{}", email.to_lowercase())
 }
 
 /// A 6-digit code, uniformly drawn.

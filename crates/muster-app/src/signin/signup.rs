@@ -85,12 +85,16 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         .hasher
         .hash(input.password.expose_secret().to_owned())
         .await?;
+    let mut tx = app.db.begin().await?;
     let org = match (existing_org, &input.organization) {
         (Some(o), _) => o,
-        (None, Some(new)) => new_business_org(app, new, &ctx).await?,
+        (None, Some(new)) => new_business_org(app, &mut tx, new, &ctx).await?,
         (None, None) => return Err(AppError::invalid("org", "no such organization")),
     };
-    if let Some(u) = muster_store::users::by_email(&app.db, &org.id, &email.key()).await? {
+    if input.organization.is_none()
+        && let Some(u) = muster_store::users::by_email(&app.db, &org.id, &email.key()).await?
+    {
+        drop(tx);
         return again(app, &org, &u).await;
     }
     let now = app.now_ms();
@@ -118,7 +122,6 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         version: 1,
     };
     let me = self_caller(&org, &row.id, &row.email, ctx);
-    let mut tx = app.db.begin().await?;
     if let Err(e) = muster_store::users::insert(&mut tx, &row, None).await {
         // Someone signed up with the address meanwhile: answer as for a known one.
         drop(tx);
@@ -158,14 +161,30 @@ fn is_pending(o: &OrgRow) -> bool {
     setting::<Option<String>>(o, OWNER_PENDING).is_some()
 }
 
-async fn new_business_org(app: &App, new: &NewOrganization, ctx: &Context) -> Result<OrgRow> {
+/// A business organization whose owner is yet to verify (`owner_pending`),
+/// written in the sign-up's transaction: the organization and its owner
+/// exist together or not at all.
+async fn new_business_org(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    new: &NewOrganization,
+    ctx: &Context,
+) -> Result<OrgRow> {
     let caller = anonymous("business sign-up", ctx.clone());
-    let view = crate::orgs::insert(
+    let name = crate::orgs::valid_name(&new.name).map_err(|_| {
+        AppError::invalid("organization.name", "give a name of 1 to 128 characters")
+    })?;
+    // The owner's id is not known yet: a placeholder marks the organization
+    // pending, replaced by the owner's id below.
+    let settings = serde_json::json!({ OWNER_PENDING: "" }).to_string();
+    crate::orgs::insert_in(
         app,
+        tx,
         &caller,
         &new.slug,
-        &crate::orgs::valid_name(&new.name)?,
+        &name,
         OrgKind::Business,
+        &settings,
     )
     .await
     .map_err(|e| match e {
@@ -173,12 +192,8 @@ async fn new_business_org(app: &App, new: &NewOrganization, ctx: &Context) -> Re
             field: "organization.slug",
             message,
         },
-        AppError::Invalid { message, .. } => AppError::invalid("organization.name", message),
         e => e,
-    })?;
-    muster_store::orgs::by_id(&app.db, &view.id)
-        .await?
-        .ok_or(AppError::NotFound("organization"))
+    })
 }
 
 async fn set_owner_pending(
