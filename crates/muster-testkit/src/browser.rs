@@ -143,6 +143,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// The page's source once it contains `needle` (a click that submits a
+    /// form may return before the next page has loaded); fails after 10 s.
+    pub async fn wait_for(&self, needle: &str) -> String {
+        for _ in 0..200 {
+            let html = self.source().await;
+            if html.contains(needle) {
+                return html;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the page never showed {needle:?}: {}", self.source().await);
+    }
+
     async fn find(&self, css: &str) -> String {
         let v = self
             .cmd(

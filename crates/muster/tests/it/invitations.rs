@@ -335,6 +335,7 @@ async fn an_invitation_is_accepted_in_a_browser(t: TestApp) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    b.wait_for("id=\"account-email\"").await;
     assert_eq!(b.text("#account-email").await, "dee@web.example");
     // The same link again: a clear message, no form.
     b.goto(&format!("{base}/invitations/accept?token={token}"))

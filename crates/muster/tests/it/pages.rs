@@ -67,6 +67,7 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     // message shows for a password the browser lets through.
     b.fill("#password", "longenough").await;
     b.click("button[type=submit]").await;
+    b.wait_for("id=\"form-error\"").await;
     assert!(
         b.text("#form-error").await.contains("upper-case"),
         "the policy's message"
@@ -74,7 +75,7 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     assert_eq!(b.text("#email").await, "", "inputs have no text nodes");
     b.fill("#password", "Str0ng!pass").await;
     b.click("button[type=submit]").await;
-    assert!(b.source().await.contains("we sent you a code"));
+    b.wait_for("we sent you a code").await;
 
     t.deliver_mail(&sink).await;
     let code = code_in(&sink, "ann@pages.example");
@@ -82,7 +83,7 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     b.click("form[action='/verify-email'] button[type=submit]")
         .await;
     wait_for_url(&b, "/login?done=verified").await;
-    assert!(b.source().await.contains("Your email is verified"));
+    b.wait_for("Your email is verified").await;
 
     // The keyboard reaches every control in order: email, password, submit.
     b.click("#email").await;
@@ -94,20 +95,22 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     b.screenshot(&shot("login")).await;
     b.click("button[type=submit]").await;
     wait_for_url(&b, "/account").await;
+    b.wait_for("id=\"account-email\"").await;
     assert_eq!(b.text("#account-email").await, "ann@pages.example");
-    assert!(b.source().await.contains("This session"));
+    b.wait_for("This session").await;
     b.screenshot(&shot("account")).await;
 
     b.click("#sign-out").await;
     wait_for_url(&b, "/login?done=signed_out").await;
     b.goto(&format!("{base}/account")).await;
     wait_for_url(&b, "/login?next=/account").await;
+    b.wait_for("<h1>Sign in").await;
 
     // Forgot the password: the code from the email, a new password, sign in.
     b.goto(&format!("{base}/forgot-password")).await;
     b.fill("#email", "ann@pages.example").await;
     b.click("button[type=submit]").await;
-    assert!(b.source().await.contains("If an account uses that address"));
+    b.wait_for("If an account uses that address").await;
     for _ in 0..100 {
         if t.scalar("SELECT COUNT(*) FROM email_outbox WHERE kind = 'reset_password'")
             .await
@@ -123,6 +126,7 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     b.fill("#password", "N3w!password").await;
     b.click("button[type=submit]").await;
     wait_for_url(&b, "/login?done=password_reset").await;
+    b.wait_for("Your password is changed").await;
     b.fill("#email", "ann@pages.example").await;
     b.fill("#password", "N3w!password").await;
     b.click("button[type=submit]").await;
