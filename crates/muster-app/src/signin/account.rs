@@ -1,7 +1,7 @@
 //! A person's own account: password reset by email, password change, email
 //! change (effective once the new address is verified).
 
-use super::signup::{bad_code, by_code, by_link, refused};
+use super::signup::{bad_code, by_code, by_link, code_matches, refused, usable};
 use super::throttle::{self, Keys};
 use super::{
     LockoutPolicy, RESEND_AFTER_MS, email_committed, public_org, queue_token_email, setting,
@@ -256,29 +256,13 @@ pub async fn confirm_email_change(
     caller: &Caller,
     input: EmailChangeCode,
 ) -> Result<()> {
-    let (user, org) = own_account(app, caller).await?;
-    let tok = muster_store::email_tokens::latest(&app.db, &user.id, "change_email").await?;
-    let Some(tok) = tok else {
-        return Err(bad_code());
-    };
-    let Some(new) = tok.new_email.clone() else {
-        return Err(bad_code());
-    };
-    // The code was sent to the new address: look it up under that one.
-    let _ = new;
+    let (user, _) = own_account(app, caller).await?;
+    let tok = muster_store::email_tokens::latest(&app.db, &user.id, "change_email")
+        .await?
+        .filter(|t| t.new_email.is_some())
+        .ok_or_else(bad_code)?;
     let now = app.now_ms();
-    let good = tok.used_at.is_none()
-        && tok.revoked_at.is_none()
-        && tok.sent_at.is_some()
-        && now < tok.expires_at
-        && tok.code_hash.as_deref().is_some_and(|h| {
-            use subtle::ConstantTimeEq;
-            bool::from(
-                h.as_bytes()
-                    .ct_eq(super::code_hash(&tok.id, input.code.trim()).as_bytes()),
-            )
-        });
-    if !good {
+    if !(usable(&tok, now) && code_matches(&tok, &input.code)) {
         if tok.sent_at.is_some() {
             muster_store::email_tokens::wrong_code(&app.db, &tok.id, super::CODE_ATTEMPTS, now)
                 .await?;
@@ -291,7 +275,6 @@ pub async fn confirm_email_change(
     }
     apply_email_change(app, &mut tx, caller, &user, &tok).await?;
     tx.commit().await?;
-    let _ = org;
     Ok(())
 }
 

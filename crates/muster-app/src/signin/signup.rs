@@ -347,7 +347,7 @@ pub(crate) async fn by_link(
     }))
 }
 
-fn usable(r: &EmailTokenRow, now: i64) -> bool {
+pub(crate) fn usable(r: &EmailTokenRow, now: i64) -> bool {
     r.used_at.is_none() && r.revoked_at.is_none() && r.sent_at.is_some() && now < r.expires_at
 }
 
@@ -373,17 +373,22 @@ pub(crate) async fn by_code(
     if !usable(&t, now) {
         return Ok(None);
     }
-    let code = code.trim();
-    let expected = t.code_hash.as_deref().unwrap_or_default();
-    let matches = code.len() == 6
-        && code.bytes().all(|b| b.is_ascii_digit())
-        && bool::from(expected.as_bytes().ct_eq(code_hash(&t.id, code).as_bytes()));
+    let matches = code_matches(&t, code);
     if matches {
         Ok(Some(t))
     } else {
         muster_store::email_tokens::wrong_code(&app.db, &t.id, CODE_ATTEMPTS, now).await?;
         Ok(None)
     }
+}
+
+/// Whether `code` is the token's 6-digit code (compared in constant time).
+pub(crate) fn code_matches(t: &EmailTokenRow, code: &str) -> bool {
+    let code = code.trim();
+    let expected = t.code_hash.as_deref().unwrap_or_default();
+    code.len() == 6
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && bool::from(expected.as_bytes().ct_eq(code_hash(&t.id, code).as_bytes()))
 }
 
 /// Audits a refused attempt (a wrong code or link, a refused sign-in).

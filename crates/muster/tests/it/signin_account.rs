@@ -209,6 +209,20 @@ async fn an_email_change_waits_for_the_new_address(t: TestApp) {
     );
     t.deliver_mail(&sink).await;
     let (code, _) = code_for(&sink, "hal@new.example");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/me/email/confirm",
+            Some(&s1),
+            Some(json!({"code": wrong})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a wrong code changes nothing"
+    );
     let (s, b) = t
         .call(
             "POST",
