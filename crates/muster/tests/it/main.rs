@@ -30,3 +30,12 @@ mod signin_account;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;
+
+/// `token` with its last character changed: a forgery that can never equal
+/// the original (appending a fixed letter would, one time in 64).
+pub fn forge(token: &str) -> String {
+    let mut t = token.to_owned();
+    let last = t.pop().unwrap_or('A');
+    t.push(if last == 'A' { 'B' } else { 'A' });
+    t
+}
