@@ -227,11 +227,7 @@ where
     let org = muster_store::orgs::by_id(&app.db, org_id)
         .await?
         .ok_or(AppError::NotFound("organization"))?;
-    let settings: serde_json::Value = serde_json::from_str(&org.settings).unwrap_or_default();
-    Ok(settings
-        .get(key)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default())
+    Ok(crate::signin::setting(&org, key))
 }
 
 /// An organization's display name by slug, for public pages (sign-in "to

@@ -140,11 +140,16 @@ fn denial(state: &str) -> Option<&'static str> {
     }
 }
 
-async fn lock(app: &App, org: &OrgRow, u: &UserRow, failures: i64, ctx: &Context) -> Result<()> {
-    let system = Caller {
+/// The system as it locks or unlocks an account, with the attempt's context.
+fn lockout_actor(ctx: &Context) -> Caller {
+    Caller {
         ctx: ctx.clone(),
         ..Caller::system("lockout")
-    };
+    }
+}
+
+async fn lock(app: &App, org: &OrgRow, u: &UserRow, failures: i64, ctx: &Context) -> Result<()> {
+    let system = lockout_actor(ctx);
     let mut tx = app.db.begin().await?;
     let details = [("failures", serde_json::json!(failures))];
     crate::users::transition_in(
@@ -177,10 +182,7 @@ async fn unlock_after_cooldown(
     if app.now_ms() - since < cooldown {
         return Ok(user);
     }
-    let system = Caller {
-        ctx: ctx.clone(),
-        ..Caller::system("lockout")
-    };
+    let system = lockout_actor(ctx);
     let mut tx = app.db.begin().await?;
     let details = [("reason", serde_json::json!("cool-down over"))];
     let (row, _) = crate::users::transition_in(
@@ -326,11 +328,7 @@ fn live(
     user_state: &str,
     now: i64,
 ) -> bool {
-    let policy: SessionPolicy = serde_json::from_str::<serde_json::Value>(org_settings)
-        .ok()
-        .and_then(|s| s.get("session").cloned())
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let policy: SessionPolicy = super::setting_in(org_settings, "session");
     secrets::secret_matches(secret, secret_hash)
         && revoked_at.is_none()
         && now < expires_at

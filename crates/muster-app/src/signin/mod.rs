@@ -151,7 +151,13 @@ pub(crate) async fn public_org(app: &App, slug: Option<&str>) -> Result<OrgRow> 
 }
 
 pub(crate) fn setting<T: serde::de::DeserializeOwned + Default>(o: &OrgRow, key: &str) -> T {
-    serde_json::from_str::<serde_json::Value>(&o.settings)
+    setting_in(&o.settings, key)
+}
+
+/// One policy out of an organization's stored settings; its default when
+/// absent or unreadable.
+pub(crate) fn setting_in<T: serde::de::DeserializeOwned + Default>(settings: &str, key: &str) -> T {
+    serde_json::from_str::<serde_json::Value>(settings)
         .ok()
         .and_then(|s| s.get(key).cloned())
         .and_then(|v| serde_json::from_value(v).ok())
