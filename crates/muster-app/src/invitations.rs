@@ -349,7 +349,11 @@ pub async fn revoke(app: &App, caller: &Caller, slug: &str, id: &str) -> Result<
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationInfo {
     pub org_name: String,
+    pub org_slug: String,
     pub email: String,
+    /// The invitee may accept by signing in with Google / the organization's SSO.
+    pub google: bool,
+    pub sso: bool,
 }
 
 fn bad_link() -> AppError {
@@ -359,7 +363,7 @@ fn bad_link() -> AppError {
     )
 }
 
-async fn pending(app: &App, token: &str) -> Result<InvitationRow> {
+pub(crate) async fn pending(app: &App, token: &str) -> Result<InvitationRow> {
     let token = token.trim();
     if token.len() != 43 {
         return Err(bad_link());
@@ -378,9 +382,15 @@ pub async fn info(app: &App, token: &str) -> Result<InvitationInfo> {
     let org = muster_store::orgs::by_id(&app.db, &row.org_id)
         .await?
         .ok_or_else(bad_link)?;
+    let sso = muster_store::federation::sso(&app.db, &org.id)
+        .await?
+        .is_some();
     Ok(InvitationInfo {
         org_name: org.name,
+        org_slug: org.slug,
         email: row.email,
+        google: app.google.is_some(),
+        sso,
     })
 }
 
@@ -431,15 +441,37 @@ pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Signe
     let org = muster_store::orgs::by_id(&app.db, &inv.org_id)
         .await?
         .ok_or_else(bad_link)?;
-    let now = app.now_ms();
     let mut tx = app.db.begin().await?;
-    if !muster_store::invitations::accept(&mut tx, &inv.id, now).await? {
+    let user = accept_in(app, &mut tx, &inv, &org, Some(hash), name, &ctx, "password").await?;
+    tx.commit().await?;
+    app.event_written();
+    crate::signin::login::start_session(app, &org, &user, None, ctx, "invitation").await
+}
+
+/// Spends a pending invitation in `tx`: the account gets its password (or
+/// none, when it signs in through Google or SSO), its address counts as
+/// verified (the link came to it), and it becomes `active`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn accept_in(
+    app: &App,
+    tx: &mut muster_store::Tx,
+    inv: &InvitationRow,
+    org: &muster_store::orgs::OrgRow,
+    password_hash: Option<String>,
+    name: Option<&str>,
+    ctx: &Context,
+    via: &str,
+) -> Result<muster_store::users::UserRow> {
+    let now = app.now_ms();
+    if !muster_store::invitations::accept(tx, &inv.id, now).await? {
         return Err(bad_link());
     }
-    let mut user = muster_store::users::get_for_update(&mut tx, &org.id, &inv.user_id)
+    let mut user = muster_store::users::get_for_update(tx, &org.id, &inv.user_id)
         .await?
         .ok_or_else(bad_link)?;
-    user.password_hash = Some(hash);
+    if password_hash.is_some() {
+        user.password_hash = password_hash;
+    }
     user.email_verified = true;
     if let Some(n) = name {
         user.display_name = Some(n.to_owned());
@@ -449,12 +481,12 @@ pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Signe
         user.profile = serde_json::to_string(&p).unwrap_or_else(|_| "{}".into());
     }
     user.updated_at = now;
-    muster_store::users::update(&mut tx, &user).await?;
-    let me = crate::signin::self_caller(&org, &user.id, &user.email, ctx.clone());
-    let details = [("invitation", json!(inv.id))];
-    crate::users::transition_in(
+    muster_store::users::update(tx, &user).await?;
+    let me = crate::signin::self_caller(org, &user.id, &user.email, ctx.clone());
+    let details = [("invitation", json!(inv.id)), ("via", json!(via))];
+    let (row, _) = crate::users::transition_in(
         app,
-        &mut tx,
+        tx,
         &me,
         &org.id,
         &user.id,
@@ -462,7 +494,5 @@ pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Signe
         &details,
     )
     .await?;
-    tx.commit().await?;
-    app.event_written();
-    crate::signin::login::start_session(app, &org, &user, None, ctx, 1).await
+    Ok(row)
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod caller;
 pub mod emails;
 mod error;
+pub mod federation;
 mod group_commit;
 pub mod groups;
 pub mod imports;
@@ -18,6 +19,7 @@ pub mod passwords;
 pub mod policies;
 pub mod roles;
 pub mod scim;
+pub mod sealing;
 pub mod secrets;
 pub mod signin;
 pub mod tokens;
@@ -38,6 +40,12 @@ pub struct App {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub hasher: passwords::Hasher,
+    /// Seals the secrets Muster must read back (see `sealing`).
+    pub key: Arc<sealing::ServerKey>,
+    /// The OpenID Connect client, with its cache of provider keys.
+    pub oidc: Arc<federation::Oidc>,
+    /// Google sign-in, when configured (`MUSTER_GOOGLE_*`).
+    pub google: Option<Arc<federation::ClientConfig>>,
     sealer: Arc<tokio::sync::Notify>,
     /// Woken when an email is queued, so the outbox worker sends it now.
     outbox: Arc<tokio::sync::Notify>,
@@ -61,12 +69,28 @@ impl App {
             db,
             clock,
             hasher: passwords::Hasher::new(threads),
+            key: Arc::new(sealing::ServerKey::ephemeral()),
+            oidc: Arc::default(),
+            google: None,
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),
             sealed_since_vacuum: Arc::default(),
             creations: group_commit::GroupCommit::default(),
         }
+    }
+
+    /// Uses the server key read from the data directory (every instance on
+    /// one database must share it); `new` makes a key that dies with the process.
+    pub fn with_server_key(mut self, key: sealing::ServerKey) -> Self {
+        self.key = Arc::new(key);
+        self
+    }
+
+    /// Turns Google sign-in on.
+    pub fn with_google(mut self, google: federation::ClientConfig) -> Self {
+        self.google = Some(Arc::new(google));
+        self
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

@@ -13,6 +13,7 @@ mod db;
 pub mod email_tokens;
 mod error;
 pub mod failures;
+pub mod federation;
 pub mod groups;
 pub mod imports;
 pub mod invitations;

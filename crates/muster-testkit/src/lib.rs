@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 pub mod browser;
+pub mod oidc;
 pub mod smtp;
 
 pub use muster_app;
@@ -38,6 +39,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The database URL, for tests that tamper with it directly or run the CLI.
     pub url: String,
+    /// `MUSTER_PUBLIC_URL` of this app: `http://muster.test` in process, or
+    /// the loopback address after `serve_public`.
+    pub public_url: String,
     dir: Option<PathBuf>,
 }
 
@@ -47,6 +51,14 @@ impl Drop for TestApp {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+fn router_for(app: &App, public_url: &str) -> axum::Router {
+    muster_web::router(muster_web::AppState {
+        app: app.clone(),
+        metrics: muster_web::metrics_handle(),
+        public_url: public_url.to_owned(),
+    })
 }
 
 fn start_time() -> time::OffsetDateTime {
@@ -59,18 +71,48 @@ impl TestApp {
         let app = App::open(&url, &DbOptions { max_connections: 4 }, clock.clone())
             .await
             .expect("open the test database");
-        let state = muster_web::AppState {
-            app: app.clone(),
-            metrics: muster_web::metrics_handle(),
-            public_url: "http://muster.test".into(),
-        };
+        let public_url = "http://muster.test".to_owned();
         Self {
-            router: muster_web::router(state),
+            router: router_for(&app, &public_url),
             app,
             clock,
             url,
+            public_url,
             dir,
         }
+    }
+
+    /// Turns Google sign-in on, pointed at `issuer` (a test's OIDC provider).
+    pub fn with_google(&mut self, issuer: &str, client_id: &str, client_secret: &str) {
+        self.app = self
+            .app
+            .clone()
+            .with_google(muster_app::federation::ClientConfig {
+                issuer: issuer.to_owned(),
+                client_id: client_id.to_owned(),
+                client_secret: client_secret.to_owned().into(),
+            });
+        self.router = router_for(&self.app, &self.public_url);
+    }
+
+    /// Serves the app on a loopback port that is also its public URL (links,
+    /// cookies and OIDC redirects then point at it, as a browser needs).
+    pub async fn serve_public(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        self.public_url = base.clone();
+        self.router = router_for(&self.app, &base);
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        base
     }
 
     pub async fn sqlite() -> Self {
@@ -234,7 +276,7 @@ impl TestApp {
     pub async fn deliver_mail(&self, sink: &smtp::SmtpSink) {
         let mailer = muster_app::mail::Mailer::smtp(&sink.url(), "Muster <muster@muster.test>")
             .expect("mailer");
-        muster_app::mail::drain(&self.app, &mailer, "http://muster.test")
+        muster_app::mail::drain(&self.app, &mailer, &self.public_url)
             .await
             .expect("deliver the outbox");
     }

@@ -60,29 +60,26 @@ pub fn session(parts: &Parts) -> Option<String> {
 }
 
 pub fn session_in(headers: &axum::http::HeaderMap) -> Option<String> {
+    named(headers, SECURE_NAME, PLAIN_NAME)
+}
+
+/// The value of the cookie called `secure` (https) or `plain` (http).
+fn named(headers: &axum::http::HeaderMap, secure: &str, plain: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SECURE_NAME || *k == PLAIN_NAME)
+        .find(|(k, _)| *k == secure || *k == plain)
         .map(|(_, v)| v.trim().to_owned())
 }
 
 /// The CSRF cookie of the double-submit check on pages: a random value the
 /// page's forms repeat in a hidden field. Another site can make a browser
 /// send the cookie but cannot read it to fill in the field.
-pub fn csrf(parts: &axum::http::HeaderMap) -> Option<String> {
-    parts
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == "__Host-muster_csrf" || *k == "muster_csrf")
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| v.len() == 43)
+pub fn csrf(headers: &axum::http::HeaderMap) -> Option<String> {
+    named(headers, "__Host-muster_csrf", "muster_csrf").filter(|v| v.len() == 43)
 }
 
 pub fn set_csrf(public_url: &str, value: &str) -> Option<HeaderValue> {
@@ -96,4 +93,27 @@ pub fn set_csrf(public_url: &str, value: &str) -> Option<HeaderValue> {
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax{flags}"
     ))
     .ok()
+}
+
+/// The cookie that binds a federated sign-in to the browser that started it
+/// (`muster_app::federation`). SameSite=Lax: the provider's redirect back is
+/// a top-level GET from another site, which Lax lets through.
+const FLOW_SECURE: &str = "__Host-muster_oidc";
+const FLOW_PLAIN: &str = "muster_oidc";
+
+pub fn set_flow(public_url: &str, binding: &str) -> Option<HeaderValue> {
+    let secure = secure(public_url);
+    let (name, flags) = if secure {
+        (FLOW_SECURE, "; Secure")
+    } else {
+        (FLOW_PLAIN, "")
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{flags}"
+    ))
+    .ok()
+}
+
+pub fn flow(headers: &axum::http::HeaderMap) -> Option<String> {
+    named(headers, FLOW_SECURE, FLOW_PLAIN)
 }

@@ -40,6 +40,20 @@ pub struct Flags {
     /// The sender of Muster's emails [default: Muster <no-reply@host of the public URL>]
     #[arg(long, global = true, env = "MUSTER_EMAIL_FROM")]
     pub email_from: Option<String>,
+    /// Google sign-in: the OAuth client id [default: unset, Google off]
+    #[arg(long, global = true, env = "MUSTER_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+    /// Google sign-in: the OAuth client secret
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_GOOGLE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub google_client_secret: Option<String>,
+    /// Google sign-in: the issuer [default: https://accounts.google.com]
+    #[arg(long, global = true, env = "MUSTER_GOOGLE_ISSUER")]
+    pub google_issuer: Option<String>,
 }
 
 /// The file's keys are the variable names without `MUSTER_`, in lower case.
@@ -54,6 +68,9 @@ struct FileConfig {
     log_format: Option<String>,
     smtp_url: Option<String>,
     email_from: Option<String>,
+    google_client_id: Option<String>,
+    google_client_secret: Option<String>,
+    google_issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +89,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub smtp_url: Option<String>,
     pub email_from: String,
+    pub google: Option<muster_app::federation::ClientConfig>,
 }
 
 fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
@@ -173,6 +191,14 @@ impl Settings {
                 .map_err(|e| bad("SMTP_URL", "smtp_url", e.replace(u.as_str(), "the URL")))?;
         }
         muster_app::mail::check_sender(&from).map_err(|e| bad("EMAIL_FROM", "email_from", e))?;
+        let google = google(
+            flags.google_client_id.clone().or(file.google_client_id),
+            flags
+                .google_client_secret
+                .clone()
+                .or(file.google_client_secret),
+            flags.google_issuer.clone().or(file.google_issuer),
+        )?;
         Ok(Self {
             listen,
             public_url,
@@ -182,6 +208,7 @@ impl Settings {
             log_format,
             smtp_url,
             email_from: from,
+            google,
         })
     }
 
@@ -195,18 +222,45 @@ impl Settings {
         m.map_err(|e| anyhow::anyhow!("invalid email configuration: {e}"))
     }
 
-    /// Creates the data directory when the database lives in it.
-    pub fn prepare_data_dir(&self) -> anyhow::Result<()> {
-        if self.database_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&self.data_dir).map_err(|e| {
-                bad(
-                    "DATA_DIR",
-                    "data_dir",
-                    format!("cannot create {}: {e}", self.data_dir.display()),
-                )
-            })?;
+    /// Creates the data directory (the SQLite file, the server key and the
+    /// outbox live there) and reads or makes the server key.
+    pub fn prepare_data_dir(&self) -> anyhow::Result<muster_app::sealing::ServerKey> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            bad(
+                "DATA_DIR",
+                "data_dir",
+                format!("cannot create {}: {e}", self.data_dir.display()),
+            )
+        })?;
+        muster_app::sealing::ServerKey::load_or_create(&self.data_dir.join("server.key"))
+            .map_err(|e| bad("DATA_DIR", "data_dir", e))
+    }
+}
+
+/// Google is on when both the client id and secret are given; one without
+/// the other is a mistake worth stopping for.
+fn google(
+    id: Option<String>,
+    secret: Option<String>,
+    issuer: Option<String>,
+) -> anyhow::Result<Option<muster_app::federation::ClientConfig>> {
+    let issuer = issuer.unwrap_or_else(|| "https://accounts.google.com".into());
+    match (id, secret) {
+        (None, None) => Ok(None),
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            muster_app::federation::oidc::check_url(&issuer, "issuer")
+                .map_err(|r| bad("GOOGLE_ISSUER", "google_issuer", r.0))?;
+            Ok(Some(muster_app::federation::ClientConfig {
+                issuer,
+                client_id: id,
+                client_secret: secret.into(),
+            }))
         }
-        Ok(())
+        _ => Err(bad(
+            "GOOGLE_CLIENT_ID",
+            "google_client_id",
+            "set both MUSTER_GOOGLE_CLIENT_ID and MUSTER_GOOGLE_CLIENT_SECRET, or neither",
+        )),
     }
 }
 

@@ -198,13 +198,18 @@ fn init_logs(format: LogFormat, server: bool) {
 }
 
 async fn open(s: &Settings) -> anyhow::Result<App> {
-    s.prepare_data_dir()?;
+    let key = s.prepare_data_dir()?;
     let opts = DbOptions {
         max_connections: s.max_connections,
     };
-    App::open(&s.database_url, &opts, Arc::new(SystemClock))
+    let app = App::open(&s.database_url, &opts, Arc::new(SystemClock))
         .await
-        .context("cannot open the database")
+        .context("cannot open the database")?
+        .with_server_key(key);
+    Ok(match &s.google {
+        Some(g) => app.with_google(g.clone()),
+        None => app,
+    })
 }
 
 pub(crate) fn print(

@@ -165,17 +165,31 @@ pub async fn reset_password(app: &App, input: ResetInput, ctx: Context) -> Resul
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
-    #[schema(value_type = String, format = Password)]
-    pub current_password: SecretString,
+    /// Required once the account has a password; an account that signed up
+    /// through Google creates its first one without.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub current_password: Option<SecretString>,
     #[schema(value_type = String, format = Password)]
     pub new_password: SecretString,
 }
 
 /// Changes the caller's password; the current one is required. Every other
-/// session ends.
+/// session ends. An account without a password (created by a Google
+/// sign-in) sets its first one here, proven by its session.
 pub async fn change_password(app: &App, caller: &Caller, input: PasswordChange) -> Result<()> {
     let (user, org) = own_account(app, caller).await?;
-    check_password(app, caller, &org, &user, &input.current_password).await?;
+    let first = user.password_hash.is_none();
+    match (&input.current_password, first) {
+        (_, true) => {}
+        (Some(current), false) => check_password(app, caller, &org, &user, current).await?,
+        (None, false) => {
+            return Err(AppError::invalid(
+                "current_password",
+                "give your current password",
+            ));
+        }
+    }
     crate::policies::password_policy(app, &org.id)
         .await?
         .check(input.new_password.expose_secret())?;
@@ -194,7 +208,12 @@ pub async fn change_password(app: &App, caller: &Caller, input: PasswordChange) 
     let keep = session_of(caller);
     let ended =
         muster_store::sessions::revoke_others(&mut tx, &org.id, &user.id, keep, now).await?;
-    let ev = Event::new(&org.id, "user.password_changed")
+    let action = if first {
+        "user.password_set"
+    } else {
+        "user.password_changed"
+    };
+    let ev = Event::new(&org.id, action)
         .target("user", &user.id)
         .detail("sessions_ended", &ended)
         .security();
@@ -314,6 +333,18 @@ fn session_of(caller: &Caller) -> Option<&str> {
         Principal::User { session_id, .. } => session_id.as_deref(),
         _ => None,
     }
+}
+
+/// What the account page shows about how the caller signs in: whether a
+/// password is set, and the providers linked.
+pub async fn credentials(app: &App, caller: &Caller) -> Result<(bool, Vec<String>)> {
+    let (user, org) = own_account(app, caller).await?;
+    let linked = muster_store::federation::identities_of(&app.db, &org.id, &user.id)
+        .await?
+        .into_iter()
+        .map(|i| i.provider)
+        .collect();
+    Ok((user.password_hash.is_some(), linked))
 }
 
 async fn own_account(app: &App, caller: &Caller) -> Result<(UserRow, muster_store::orgs::OrgRow)> {

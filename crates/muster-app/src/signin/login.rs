@@ -118,11 +118,11 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedI
         failed_event(app, &org, &user, &format!("account {}", user.state), &ctx).await?;
         return Err(AppError::SignInDenied(why.into()));
     }
-    start_session(app, &org, &user, Some(&keys), ctx, 1).await
+    start_session(app, &org, &user, Some(&keys), ctx, "password").await
 }
 
 /// Why an account in `state` may not sign in, in words for its owner.
-fn denial(state: &str) -> Option<&'static str> {
+pub(crate) fn denial(state: &str) -> Option<&'static str> {
     match UserState::parse(state)? {
         UserState::Active => None,
         UserState::Unverified => {
@@ -199,7 +199,7 @@ async fn unlock_after_cooldown(
     Ok(row)
 }
 
-async fn failed_event(
+pub(crate) async fn failed_event(
     app: &App,
     org: &OrgRow,
     u: &UserRow,
@@ -224,8 +224,10 @@ pub(crate) async fn start_session(
     user: &UserRow,
     keys: Option<&Keys>,
     ctx: Context,
-    level: i32,
+    method: &str,
 ) -> Result<SignedIn> {
+    // Password and federated sign-ins are L1; MFA (issue 5) raises it.
+    let level = 1;
     let policy: SessionPolicy = setting(org, "session");
     let now = app.now_ms();
     let id = uuid::Uuid::now_v7();
@@ -255,7 +257,7 @@ pub(crate) async fn start_session(
     let ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
         .detail("session", &row.id)
-        .detail("method", "password");
+        .detail("method", method);
     audit::record(app, &mut tx, &me, ev).await?;
     tx.commit().await?;
     metrics::counter!("muster_signins_total").increment(1);

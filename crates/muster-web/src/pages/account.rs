@@ -23,6 +23,10 @@ struct AccountPage {
     email: String,
     org_name: String,
     sessions: Vec<SessionView>,
+    /// False for an account made by a Google sign-in that has not set one yet.
+    has_password: bool,
+    /// Providers linked to the account (`google`, `sso`).
+    linked: Vec<String>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -58,6 +62,7 @@ async fn show(
     let built = async {
         let me = muster_app::users::me(&s.app, caller).await?;
         let mut sessions = signin::login::sessions(&s.app, caller).await?;
+        let (has_password, linked) = signin::account::credentials(&s.app, caller).await?;
         for s in &mut sessions {
             s.created_at = readable(&s.created_at);
             s.last_seen_at = readable(&s.last_seen_at);
@@ -76,6 +81,8 @@ async fn show(
             email: me.email,
             org_name,
             sessions,
+            has_password,
+            linked,
             error,
             notice: note,
         })
@@ -162,20 +169,19 @@ pub async fn password(
     let input = PasswordChange {
         current_password: f
             .get("current_password")
+            .filter(|p| !p.is_empty())
             .cloned()
-            .unwrap_or_default()
-            .into(),
+            .map(Into::into),
         new_password: f.get("new_password").cloned().unwrap_or_default().into(),
     };
+    let first = input.current_password.is_none();
     let r = signin::account::change_password(&s.app, &caller, input).await;
-    outcome(
-        &s,
-        &caller,
-        &csrf,
-        r,
-        "Your password is changed; your other sessions are signed out.",
-    )
-    .await
+    let ok = if first {
+        "Your password is set."
+    } else {
+        "Your password is changed; your other sessions are signed out."
+    };
+    outcome(&s, &caller, &csrf, r, ok).await
 }
 
 pub async fn email(

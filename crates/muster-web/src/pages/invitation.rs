@@ -20,6 +20,9 @@ struct AcceptPage {
     org_name: String,
     email: String,
     name: String,
+    /// Links that accept by signing in with Google or the organization's SSO.
+    google_href: String,
+    sso_href: String,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -36,6 +39,16 @@ async fn page_for(
         Ok(i) => AcceptPage {
             csrf: csrf.token.clone(),
             token: token.to_owned(),
+            google_href: if i.google {
+                format!("/auth/google?invitation={}", token.trim())
+            } else {
+                String::new()
+            },
+            sso_href: if i.sso {
+                format!("/o/{}/sso?invitation={}", i.org_slug, token.trim())
+            } else {
+                String::new()
+            },
             org_name: i.org_name,
             email: i.email,
             name: name.to_owned(),
@@ -50,6 +63,8 @@ async fn page_for(
                 org_name: "Muster".into(),
                 email: String::new(),
                 name: String::new(),
+                google_href: String::new(),
+                sso_href: String::new(),
                 error: Some(msg),
                 notice: None,
             };

@@ -5,6 +5,7 @@
 //! `csrf`), every page is sent with a strict Content-Security-Policy.
 
 mod account;
+mod federated;
 mod invitation;
 mod signin;
 
@@ -22,6 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(signin::home))
         .route("/login", get(signin::login_page).post(signin::login))
         .route("/o/{slug}/login", get(signin::org_login_page))
+        .route("/o/{slug}/sso", get(federated::sso))
+        .route("/auth/google", get(federated::google))
+        .route("/auth/oidc/callback", get(federated::callback))
+        .route("/auth/link", post(federated::link))
         .route("/logout", post(account::logout))
         .route("/signup", get(signin::signup_page).post(signin::signup))
         .route(
@@ -196,6 +201,8 @@ pub(crate) fn notice(done: Option<&str>) -> Option<String> {
             "signed_out" => "You are signed out.",
             "password_reset" => "Your password is changed. Sign in with the new one.",
             "session_ended" => "That session is signed out.",
+            "create_password" => "Welcome! Create a password for your account below.",
+            "google_linked" => "Google is connected: you can sign in with it from now on.",
             _ => return None,
         }
         .to_owned(),

@@ -34,8 +34,31 @@ struct LoginPage {
     org_name: String,
     next: String,
     email: String,
+    /// "Continue with Google" and the organization's SSO, when set up.
+    google_href: String,
+    sso_href: String,
     error: Option<String>,
     notice: Option<String>,
+}
+
+/// The links that start a federated sign-in from this page.
+async fn federated_links(s: &AppState, org: &str, next: &str) -> (String, String) {
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let google = if muster_app::federation::google_enabled(&s.app) {
+        let org_q = if org.is_empty() {
+            String::new()
+        } else {
+            format!("&org={}", enc(org))
+        };
+        format!("/auth/google?next={}{org_q}", enc(next))
+    } else {
+        String::new()
+    };
+    let sso = match muster_app::federation::sso_enabled(&s.app, org).await {
+        Ok(true) if !org.is_empty() => format!("/o/{}/sso?next={}", enc(org), enc(next)),
+        _ => String::new(),
+    };
+    (google, sso)
 }
 
 async fn org_name(s: &AppState, slug: &str) -> String {
@@ -63,12 +86,16 @@ pub async fn login_page(
 ) -> Response {
     let csrf = Csrf::of(&headers);
     let org = field(&q, "org");
+    let next = safe_next(q.get("next").map(String::as_str), "/account");
+    let (google_href, sso_href) = federated_links(&s, &org, &next).await;
     let page = LoginPage {
         csrf: csrf.token.clone(),
         org_name: org_name(&s, &org).await,
         org,
-        next: safe_next(q.get("next").map(String::as_str), "/account"),
+        next,
         email: String::new(),
+        google_href,
+        sso_href,
         error: None,
         notice: notice(q.get("done").map(String::as_str)),
     };
@@ -76,7 +103,7 @@ pub async fn login_page(
 }
 
 /// `/o/{slug}/login`: an organization's own sign-in page (its members'
-/// bookmark). Password sign-in for now; the organization's SSO joins it.
+/// bookmark): its SSO when set up, Google, and password sign-in.
 pub async fn org_login_page(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -119,12 +146,15 @@ pub async fn login(
         Ok(signed) => cookies::with_session(&s.public_url, &signed, see_other(&next)),
         Err(e) => {
             let (status, msg) = page_message(e);
+            let (google_href, sso_href) = federated_links(&s, &org, &next).await;
             let page = LoginPage {
                 csrf: csrf.token.clone(),
                 org_name: org_name(&s, &org).await,
                 org,
                 next,
                 email: field(&f, "email"),
+                google_href,
+                sso_href,
                 error: Some(msg),
                 notice: None,
             };

@@ -7,7 +7,7 @@ use muster_testkit::browser::Driver;
 use muster_testkit::smtp::SmtpSink;
 
 /// The token of the newest invitation email to `to`.
-fn link_token(sink: &SmtpSink, to: &str) -> String {
+pub(crate) fn link_token(sink: &SmtpSink, to: &str) -> String {
     let m = sink
         .messages()
         .into_iter()

@@ -14,6 +14,8 @@ mod audit;
 mod authz;
 mod bad_input;
 mod cli;
+mod federation;
+mod federation_sso;
 mod groups;
 mod imports;
 mod invitations;

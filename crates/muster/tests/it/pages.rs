@@ -24,13 +24,13 @@ fn code_in(sink: &SmtpSink, to: &str) -> String {
         .to_owned()
 }
 
-fn shot(name: &str) -> std::path::PathBuf {
+pub(crate) fn shot(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("screenshots")
         .join(format!("{name}.png"))
 }
 
-async fn wait_for_url(b: &muster_testkit::browser::Browser, part: &str) -> String {
+pub(crate) async fn wait_for_url(b: &muster_testkit::browser::Browser, part: &str) -> String {
     for _ in 0..100 {
         let u = b.current_url().await;
         if u.contains(part) {
@@ -134,9 +134,9 @@ async fn sign_up_verify_sign_in_and_out_in_a_browser(t: TestApp) {
     b.quit().await;
 }
 
-const CSRF: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+pub(crate) const CSRF: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
 
-async fn post_form(
+pub(crate) async fn post_form(
     t: &TestApp,
     path: &str,
     cookie: Option<&str>,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod federation;
 mod groups;
 mod invitations;
 mod orgs;
@@ -55,6 +56,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(invitations::revoke))
         .routes(routes!(invitations::resend))
         .routes(routes!(invitations::accept))
+        .routes(routes!(
+            federation::get_sso,
+            federation::put_sso,
+            federation::delete_sso
+        ))
+        .routes(routes!(federation::start))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::resend))
         .routes(routes!(auth::verify_email))
