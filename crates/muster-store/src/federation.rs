@@ -120,10 +120,11 @@ pub struct FlowRow {
 const FLOW_COLS: &str = "id, binding_hash, provider, org_id, nonce, verifier, return_to, invitation_id, \
      created_at, expires_at, used_at, link_hash, link_user_id, link_issuer, link_subject, link_email, linked_at";
 
-/// Starts a flow; flows that ended long ago go at the same time.
+/// Starts a flow; expired flows go at the same time, so that the table holds
+/// no more than the last few minutes of sign-ins, however many are started.
 pub async fn insert_flow(tx: &mut Tx, f: &FlowRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query("DELETE FROM oidc_flows WHERE expires_at < $1")
-        .bind(f.created_at - 86_400_000).execute(c).await.map(|r| r.rows_affected()))?;
+        .bind(f.created_at).execute(c).await.map(|r| r.rows_affected()))?;
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO oidc_flows (id, binding_hash, provider, org_id, nonce, verifier, return_to, \
          invitation_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")

@@ -391,19 +391,21 @@ pub async fn link(
     let org = muster_store::orgs::by_id(&app.db, &flow.org_id)
         .await?
         .ok_or_else(gone)?;
+    // The password is checked for the account the ticket names, by its
+    // address as it is now (addresses are unique in an organization).
+    let user = muster_store::users::get(&app.db, &org.id, user_id)
+        .await?
+        .ok_or_else(gone)?;
     let signed = crate::signin::login::login(
         app,
         crate::signin::LoginInput {
-            email: email.clone(),
+            email: user.email.clone(),
             password: input.password,
             org: Some(org.slug.clone()),
         },
         ctx.clone(),
     )
     .await?;
-    let user = muster_store::users::get(&app.db, &org.id, user_id)
-        .await?
-        .ok_or_else(gone)?;
     let provider = Provider::parse(&flow.provider).unwrap_or(Provider::Google);
     let mut tx = app.db.begin().await?;
     if !muster_store::federation::spend_link(&mut tx, &flow.id, app.now_ms()).await? {
