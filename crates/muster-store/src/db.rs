@@ -75,11 +75,15 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10));
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(base.clone())
                 .await?;
+            // No ping before handing out a connection: a SQLite connection is
+            // a file handle, and the ping is one more trip to its worker thread.
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
+                .test_before_acquire(false)
                 .connect_with(base.read_only(false))
                 .await?;
             Ok(Self::Sqlite { read, write })
