@@ -513,8 +513,12 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         muster_app::Backend::Sqlite => "SQLite",
         muster_app::Backend::Postgres => "PostgreSQL",
     };
+    let google = match &s.google {
+        Some(g) => format!("on ({})", g.issuer),
+        None => "off".into(),
+    };
     println!(
-        "Muster listening on http://{addr} ({backend}); public URL {}; email via {}",
+        "Muster listening on http://{addr} ({backend}); public URL {}; email via {}; Google sign-in {google}",
         s.public_url,
         outbound.describe()
     );

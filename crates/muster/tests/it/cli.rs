@@ -34,8 +34,20 @@ fn an_invalid_setting_stops_start_up_and_is_named() {
         ("MUSTER_PUBLIC_URL", "ftp://x", "MUSTER_PUBLIC_URL"),
         ("MUSTER_DATABASE_URL", "mysql://x", "MUSTER_DATABASE_URL"),
         ("MUSTER_LOG_FORMAT", "xml", "MUSTER_LOG_FORMAT"),
+        // A client id without its secret, or an issuer Muster would not call.
+        ("MUSTER_GOOGLE_CLIENT_ID", "abc", "MUSTER_GOOGLE_CLIENT_ID"),
+        (
+            "MUSTER_GOOGLE_ISSUER",
+            "http://idp.example.com",
+            "MUSTER_GOOGLE_ISSUER",
+        ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+        if var == "MUSTER_GOOGLE_ISSUER" {
+            cmd.env("MUSTER_GOOGLE_CLIENT_ID", "abc")
+                .env("MUSTER_GOOGLE_CLIENT_SECRET", "shh");
+        }
+        let out = cmd
             .arg("migrate")
             .env(var, value)
             .current_dir(std::env::temp_dir())
