@@ -181,7 +181,16 @@ pub async fn change_password(app: &App, caller: &Caller, input: PasswordChange) 
     let (user, org) = own_account(app, caller).await?;
     let first = user.password_hash.is_none();
     match (&input.current_password, first) {
-        (_, true) => {}
+        (_, true) => {
+            // Someone who signs in through their organization's IdP does not
+            // get a password behind its back: the IdP stays the way in.
+            let ids = muster_store::federation::identities_of(&app.db, &org.id, &user.id).await?;
+            if ids.iter().any(|i| i.provider == "sso") {
+                return Err(AppError::Refused(
+                    "you sign in through your organization's single sign-on; there is no password to set".into(),
+                ));
+            }
+        }
         (Some(current), false) => check_password(app, caller, &org, &user, current).await?,
         (None, false) => {
             return Err(AppError::invalid(

@@ -108,8 +108,20 @@ async fn an_organizations_idp_signs_in_its_users(t: TestApp) {
     let l = t.federated("/o/acme/sso?next=/account").await;
     assert_eq!(l.status, StatusCode::SEE_OTHER, "{:?}", l.body);
     assert_eq!(l.location.as_deref(), Some("/account"), "no password asked");
-    let (_, u) = me(&t, l.session().unwrap()).await;
+    let pat_session = l.session().unwrap().to_owned();
+    let (_, u) = me(&t, &pat_session).await;
     assert_eq!(u["email"], "pat@acme.example");
+    // An SSO user cannot give themselves a password around the IdP.
+    let (s, b) = t
+        .call(
+            "POST",
+            "/api/v1/me/password",
+            Some(&pat_session),
+            Some(json!({"new_password": "Str0ng!pass"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(b["detail"].as_str().unwrap().contains("single sign-on"));
     assert_eq!(
         user_state(&t, &admin, "pat@acme.example").await.as_deref(),
         Some("active")
