@@ -34,6 +34,9 @@ pub enum AppError {
     /// Too many failed attempts: try again after this many seconds.
     #[error("too many attempts; try again in {0} s")]
     TooManyAttempts(u64),
+    /// Too many requests from one client address: try again after this many seconds.
+    #[error("too many requests; try again in {0} s")]
+    RateLimited(u64),
     /// A SCIM protocol error (bad filter, path, PATCH…), already typed.
     #[error(transparent)]
     Scim(#[from] muster_scim::ScimError),

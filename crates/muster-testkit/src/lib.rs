@@ -58,6 +58,7 @@ fn router_for(app: &App, public_url: &str) -> axum::Router {
         app: app.clone(),
         metrics: muster_web::metrics_handle(),
         public_url: public_url.to_owned(),
+        limiter: Arc::default(),
     })
 }
 

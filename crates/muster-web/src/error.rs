@@ -118,6 +118,18 @@ impl IntoResponse for ApiError {
                 }
                 res
             }
+            E::RateLimited(secs) => {
+                let mut res = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    format!("too many requests from your address; try again in {secs} s"),
+                    None,
+                );
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                res
+            }
             E::Scim(e) => problem(
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
                 "invalid",
@@ -204,7 +216,7 @@ pub fn scim_error_of(e: AppError) -> muster_scim::ScimError {
             }
             E::Refused(why) => ScimError::status(409, why),
             E::SignInDenied(why) => ScimError::status(403, why),
-            E::TooManyAttempts(secs) => {
+            E::TooManyAttempts(secs) | E::RateLimited(secs) => {
                 ScimError::status(429, format!("too many attempts; try again in {secs} s"))
             }
             E::PreconditionFailed => {
@@ -233,6 +245,10 @@ pub fn page_message(e: AppError) -> (StatusCode, String) {
         E::TooManyAttempts(secs) => (
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many failed attempts. Try again in {secs} seconds."),
+        ),
+        E::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many requests from your address. Try again in {secs} seconds."),
         ),
         E::NotFound(what) => (
             StatusCode::NOT_FOUND,

@@ -6,12 +6,14 @@ pub mod api;
 mod cookies;
 mod error;
 mod extract;
+mod limits;
 mod ops;
 mod pages;
 mod scim;
 mod scim_bulk;
 
 pub use error::ApiError;
+pub use limits::Limiter;
 pub use ops::metrics_handle;
 
 use axum::Router;
@@ -29,6 +31,8 @@ pub struct AppState {
     /// Where clients reach this server (`MUSTER_PUBLIC_URL`): the base of
     /// SCIM `Location` and `$ref` values.
     pub public_url: String,
+    /// The per-address limit on public sign-up, reset and sign-in starts.
+    pub limiter: std::sync::Arc<Limiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(ops::router())
         .merge(pages::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::middleware,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -504,6 +504,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         app: app.clone(),
         metrics,
         public_url: s.public_url.to_string(),
+        limiter: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await

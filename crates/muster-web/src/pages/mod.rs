@@ -153,6 +153,17 @@ pub(crate) struct Message {
     pub link_text: String,
 }
 
+/// A page that only says something (errors outside a form).
+pub(crate) fn message(status: StatusCode, heading: &str, text: &str) -> Response {
+    let page = Message {
+        heading: heading.into(),
+        text: text.into(),
+        link: "/".into(),
+        link_text: "Back".into(),
+    };
+    render(status, &page)
+}
+
 pub(crate) fn render(status: StatusCode, t: &impl askama::Template) -> Response {
     match t.render() {
         Ok(html) => (status, Html(html)).into_response(),

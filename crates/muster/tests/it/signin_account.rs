@@ -388,7 +388,72 @@ async fn known_and_unknown_addresses_take_as_long(t: TestApp) {
     close("password reset", known, unknown);
 }
 
+/// A request from `ip`, as the server sees a real client.
+fn from(
+    ip: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> axum::http::Request<axum::body::Body> {
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    let b = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .extension(axum::extract::ConnectInfo(addr));
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(v.to_string())),
+        None => b.body(axum::body::Body::empty()),
+    }
+    .unwrap()
+}
+
+/// Sign-up, new codes, resets and federated starts: ten at once per client
+/// address, then one every six seconds; other addresses are not held back.
+async fn public_writes_are_rate_limited_per_address(t: TestApp) {
+    let resend = |ip: &str, n: usize| {
+        from(
+            ip,
+            "POST",
+            "/api/v1/auth/resend-verification",
+            Some(json!({"email": format!("nobody{n}@example.com")})),
+        )
+    };
+    for n in 0..10 {
+        let (s, _, b) = t.send_full(resend("198.51.100.7", n)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{n}: {b}");
+    }
+    let (s, h, b) = t.send_full(resend("198.51.100.7", 10)).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    assert_eq!(h["retry-after"], "6");
+    assert_eq!(b["type"], "urn:muster:problem:rate-limited");
+    // The same address is held back on the pages and the other public writes too.
+    let (s, _, page) = t
+        .send_full(from("198.51.100.7", "GET", "/auth/google", None))
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains("Too many requests from your address")
+    );
+    let (s, _, _) = t.send_full(resend("198.51.100.8", 0)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "another address");
+    // Sign-in is not limited here: it has its own failure counters.
+    let (s, _, _) = t
+        .send_full(from(
+            "198.51.100.7",
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"email": "nobody@example.com", "password": PW})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
 both!(
+    public_writes_are_rate_limited_per_address,
     sessions_are_listed_revoked_and_expire,
     password_reset_and_change_end_other_sessions,
     an_email_change_waits_for_the_new_address,
