@@ -42,6 +42,8 @@ pub struct TestApp {
     /// `MUSTER_PUBLIC_URL` of this app: `http://muster.test` in process, or
     /// the loopback address after `serve_public`.
     pub public_url: String,
+    /// `MUSTER_TRUSTED_PROXIES` of this app (none unless a test sets them).
+    pub trusted_proxies: Vec<String>,
     dir: Option<PathBuf>,
 }
 
@@ -53,12 +55,13 @@ impl Drop for TestApp {
     }
 }
 
-fn router_for(app: &App, public_url: &str) -> axum::Router {
+fn router_for(app: &App, public_url: &str, proxies: &[String]) -> axum::Router {
     muster_web::router(muster_web::AppState {
         app: app.clone(),
         metrics: muster_web::metrics_handle(),
         public_url: public_url.to_owned(),
         limiter: Arc::default(),
+        trusted_proxies: Arc::new(proxies.iter().map(|p| p.parse().expect("a CIDR")).collect()),
     })
 }
 
@@ -74,11 +77,12 @@ impl TestApp {
             .expect("open the test database");
         let public_url = "http://muster.test".to_owned();
         Self {
-            router: router_for(&app, &public_url),
+            router: router_for(&app, &public_url, &[]),
             app,
             clock,
             url,
             public_url,
+            trusted_proxies: Vec::new(),
             dir,
         }
     }
@@ -93,7 +97,13 @@ impl TestApp {
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned().into(),
             });
-        self.router = router_for(&self.app, &self.public_url);
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
+    /// Believes `X-Forwarded-For` from these networks (`MUSTER_TRUSTED_PROXIES`).
+    pub fn with_trusted_proxies(&mut self, cidrs: &[&str]) {
+        self.trusted_proxies = cidrs.iter().map(|c| (*c).to_owned()).collect();
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
     }
 
     /// Serves the app on a loopback port that is also its public URL (links,
@@ -104,7 +114,7 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         self.public_url = base.clone();
-        self.router = router_for(&self.app, &base);
+        self.router = router_for(&self.app, &base, &self.trusted_proxies);
         let router = self.router.clone();
         tokio::spawn(async move {
             let _ = axum::serve(

@@ -4,13 +4,12 @@
 use crate::AppState;
 use crate::error::{ApiError, problem};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use muster_app::{AppError, Caller};
 use muster_core::audit::Context;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
 
 fn header_str(parts: &Parts, name: &str) -> Option<String> {
     parts
@@ -24,8 +23,8 @@ pub fn context(parts: &Parts) -> Context {
     Context {
         ip: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .get::<crate::client::ClientIp>()
+            .map(|c| c.0.to_string()),
         user_agent: header_str(parts, "user-agent"),
         request_id: header_str(parts, "x-request-id"),
     }

@@ -3,6 +3,7 @@
 //! function, answer. Errors become HTTP in `error.rs` and nowhere else.
 
 pub mod api;
+mod client;
 mod cookies;
 mod error;
 mod extract;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub public_url: String,
     /// The per-address limit on public sign-up, reset and sign-in starts.
     pub limiter: std::sync::Arc<Limiter>,
+    /// Peers whose `X-Forwarded-For` is believed (`MUSTER_TRUSTED_PROXIES`).
+    pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +52,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::middleware,
+        ))
+        // Outermost of the two: the limit and every handler see the client.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client::middleware,
         ))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::track))

@@ -9,13 +9,13 @@
 
 use crate::AppState;
 use crate::error::page_message;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use muster_app::AppError;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -84,8 +84,8 @@ fn limited(method: &Method, path: &str) -> bool {
 pub async fn middleware(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<crate::client::ClientIp>()
+        .map(|c| c.0);
     if let Some(ip) = ip
         && limited(req.method(), req.uri().path())
         && let Some(secs) = s.limiter.take(ip, Instant::now())

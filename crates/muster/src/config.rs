@@ -54,6 +54,10 @@ pub struct Flags {
     /// Google sign-in: the issuer [default: https://accounts.google.com]
     #[arg(long, global = true, env = "MUSTER_GOOGLE_ISSUER")]
     pub google_issuer: Option<String>,
+    /// Reverse proxies whose X-Forwarded-For is believed: CIDRs or addresses,
+    /// comma-separated [default: none]
+    #[arg(long, global = true, env = "MUSTER_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The file's keys are the variable names without `MUSTER_`, in lower case.
@@ -71,6 +75,7 @@ struct FileConfig {
     google_client_id: Option<String>,
     google_client_secret: Option<String>,
     google_issuer: Option<String>,
+    trusted_proxies: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,7 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     pub email_from: String,
     pub google: Option<muster_app::federation::ClientConfig>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
@@ -199,6 +205,7 @@ impl Settings {
                 .or(file.google_client_secret),
             flags.google_issuer.clone().or(file.google_issuer),
         )?;
+        let trusted_proxies = proxies(flags.trusted_proxies.clone().or(file.trusted_proxies))?;
         Ok(Self {
             listen,
             public_url,
@@ -209,6 +216,7 @@ impl Settings {
             smtp_url,
             email_from: from,
             google,
+            trusted_proxies,
         })
     }
 
@@ -262,6 +270,28 @@ fn google(
             "set both MUSTER_GOOGLE_CLIENT_ID and MUSTER_GOOGLE_CLIENT_SECRET, or neither",
         )),
     }
+}
+
+/// `10.0.0.0/8, 192.0.2.7` → networks (a bare address is its own /32 or /128).
+fn proxies(raw: Option<String>) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        "TRUSTED_PROXIES",
+                        "trusted_proxies",
+                        format!("'{p}' is not an address or CIDR"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn read_file(p: &Path) -> anyhow::Result<FileConfig> {

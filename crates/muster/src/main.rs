@@ -505,6 +505,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         metrics,
         public_url: s.public_url.to_string(),
         limiter: Arc::default(),
+        trusted_proxies: Arc::new(s.trusted_proxies.clone()),
     };
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await

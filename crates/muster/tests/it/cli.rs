@@ -41,6 +41,11 @@ fn an_invalid_setting_stops_start_up_and_is_named() {
             "http://idp.example.com",
             "MUSTER_GOOGLE_ISSUER",
         ),
+        (
+            "MUSTER_TRUSTED_PROXIES",
+            "10.0.0.0/8, proxy.internal",
+            "MUSTER_TRUSTED_PROXIES",
+        ),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
         if var == "MUSTER_GOOGLE_ISSUER" {

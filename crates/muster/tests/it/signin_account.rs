@@ -452,7 +452,78 @@ async fn public_writes_are_rate_limited_per_address(t: TestApp) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// Behind a trusted proxy the client is the address it forwards; from
+/// anyone else, `X-Forwarded-For` is ignored (it could say anything).
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies(mut t: TestApp) {
+    t.with_trusted_proxies(&["10.0.0.0/8"]);
+    let login = |peer: &str, forwarded: &str| {
+        let mut r = from(
+            peer,
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"email": "nobody@example.com", "password": "Wrong!pass1"})),
+        );
+        r.headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        r
+    };
+    let (s, _, _) = t.send_full(login("10.0.0.1", "6.6.6.6, 203.0.113.9")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = t.send_full(login("198.51.100.1", "203.0.113.77")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let seen = |ip: &str| {
+        format!(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.refused' AND context LIKE '%\"{ip}\"%'"
+        )
+    };
+    assert_eq!(
+        t.scalar(&seen("203.0.113.9")).await,
+        1,
+        "the proxy's client"
+    );
+    assert_eq!(t.scalar(&seen("6.6.6.6")).await, 0, "what the client wrote");
+    assert_eq!(t.scalar(&seen("10.0.0.1")).await, 0, "not the proxy");
+    assert_eq!(
+        t.scalar(&seen("198.51.100.1")).await,
+        1,
+        "an untrusted peer"
+    );
+    assert_eq!(
+        t.scalar(&seen("203.0.113.77")).await,
+        0,
+        "its forged header"
+    );
+
+    // Two clients behind one proxy have a rate limit each.
+    let resend = |client: &str| {
+        let mut r = from(
+            "10.0.0.1",
+            "POST",
+            "/api/v1/auth/resend-verification",
+            Some(json!({"email": "nobody@example.com"})),
+        );
+        r.headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
+        r
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            t.send_full(resend("203.0.113.1")).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    assert_eq!(
+        t.send_full(resend("203.0.113.1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        t.send_full(resend("203.0.113.2")).await.0,
+        StatusCode::ACCEPTED
+    );
+}
+
 both!(
+    forwarded_addresses_are_believed_only_from_trusted_proxies,
     public_writes_are_rate_limited_per_address,
     sessions_are_listed_revoked_and_expire,
     password_reset_and_change_end_other_sessions,
