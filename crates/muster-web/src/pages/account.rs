@@ -27,6 +27,8 @@ struct AccountPage {
     has_password: bool,
     /// Providers linked to the account (`google`, `sso`).
     linked: Vec<String>,
+    /// Signs in through the organization's IdP: no password to set here.
+    sso: bool,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -82,6 +84,7 @@ async fn show(
             org_name,
             sessions,
             has_password,
+            sso: linked.iter().any(|p| p == "sso"),
             linked,
             error,
             notice: note,

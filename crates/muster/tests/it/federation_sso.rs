@@ -122,6 +122,16 @@ async fn an_organizations_idp_signs_in_its_users(t: TestApp) {
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert!(b["detail"].as_str().unwrap().contains("single sign-on"));
+    let (_, _, page) = t
+        .call_with(
+            "GET",
+            "/account",
+            &[("cookie", &format!("muster_session={pat_session}"))],
+            None,
+        )
+        .await;
+    let page = page.as_str().unwrap();
+    assert!(page.contains("no password to set") && !page.contains("new_password"));
     assert_eq!(
         user_state(&t, &admin, "pat@acme.example").await.as_deref(),
         Some("active")
