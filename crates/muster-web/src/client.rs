@@ -19,6 +19,8 @@ pub struct ClientIp(pub IpAddr);
 /// proxy (each proxy appends the address it saw; the left-most part is
 /// whatever the client chose to send).
 pub fn resolve(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
+    // A server listening on `[::]` sees IPv4 peers as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -30,7 +32,7 @@ pub fn resolve(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
         .rev()
         .map(str::trim)
     {
-        match ip.parse::<IpAddr>() {
+        match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             // A value that is not an address ends the chain we can believe.
@@ -95,5 +97,10 @@ mod tests {
         );
         assert_eq!(resolve(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
         assert_eq!(resolve(ip("10.0.0.1"), &["1.2.3.4"], &[]), ip("10.0.0.1"));
+        // An IPv4 proxy seen through an IPv6 socket is still the proxy.
+        assert_eq!(
+            resolve(ip("::ffff:10.0.0.1"), &["203.0.113.9"], &trusted),
+            ip("203.0.113.9")
+        );
     }
 }

@@ -184,7 +184,7 @@ pub enum Finished {
 }
 
 pub async fn finish(app: &App, cb: Callback, public_url: &str, ctx: Context) -> Result<Finished> {
-    let flow = match spend(app, &cb).await {
+    let flow = match spend(app, &cb).await? {
         Ok(f) => f,
         Err((why, org_id)) => {
             let org_id = match org_id {
@@ -240,36 +240,39 @@ pub async fn finish(app: &App, cb: Callback, public_url: &str, ctx: Context) -> 
     accounts::resolve(app, &org, &flow, provider, claims, ctx).await
 }
 
-/// Finds the flow of a callback and spends its state. On failure: why, and
-/// the flow's organization when one was found (for the audit record).
-async fn spend(app: &App, cb: &Callback) -> std::result::Result<FlowRow, (String, Option<String>)> {
+/// Finds the flow of a callback and spends its state. A refusal says why,
+/// with the flow's organization when one was found (for the audit record);
+/// a database failure is an error of its own, not a refusal.
+async fn spend(app: &App, cb: &Callback) -> Result<std::result::Result<FlowRow, Refused>> {
     let gone = "this sign-in has expired or was already used; start again";
-    let state = cb
-        .state
-        .as_deref()
-        .filter(|s| s.len() == 43)
-        .ok_or((gone.to_owned(), None))?;
-    let flow = muster_store::federation::flow(&app.db, &secrets::hash_secret(state))
-        .await
-        .ok()
-        .flatten()
-        .ok_or((gone.to_owned(), None))?;
+    let Some(state) = cb.state.as_deref().filter(|s| s.len() == 43) else {
+        return Ok(Err((gone.to_owned(), None)));
+    };
+    let flow = match muster_store::federation::flow(&app.db, &secrets::hash_secret(state)).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(Err((gone.to_owned(), None))),
+        Err(e) => return Err(e.into()),
+    };
     let same_browser = cb
         .binding
         .as_deref()
         .is_some_and(|b| secrets::secret_matches(b, &flow.binding_hash));
     if !same_browser {
         // Not spent: the browser that started it may still finish it.
-        return Err((
+        return Ok(Err((
             "this sign-in was started in another browser or its cookie is gone; start again".into(),
             Some(flow.org_id),
-        ));
+        )));
     }
-    match muster_store::federation::spend_flow(&app.db, &flow.id, app.now_ms()).await {
-        Ok(true) => Ok(flow),
-        _ => Err((gone.to_owned(), Some(flow.org_id))),
+    if muster_store::federation::spend_flow(&app.db, &flow.id, app.now_ms()).await? {
+        Ok(Ok(flow))
+    } else {
+        Ok(Err((gone.to_owned(), Some(flow.org_id))))
     }
 }
+
+/// Why a callback was refused, and the organization of its flow if known.
+type Refused = (String, Option<String>);
 
 async fn client_for(app: &App, provider: Provider, org: &OrgRow) -> Result<ClientConfig> {
     match provider {

@@ -74,7 +74,12 @@ async fn css() -> Response {
 /// links in them (which may carry a token) send no referrer.
 async fn page_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    let h = res.headers_mut();
+    page_safety(res.headers_mut());
+    res
+}
+
+/// The headers every page is sent with (also the rate limit's page).
+pub(crate) fn page_safety(h: &mut HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -91,7 +96,6 @@ async fn page_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// The CSRF token of this browser: the cookie's value, or a new one that the
@@ -161,7 +165,9 @@ pub(crate) fn message(status: StatusCode, heading: &str, text: &str) -> Response
         link: "/".into(),
         link_text: "Back".into(),
     };
-    render(status, &page)
+    let mut res = render(status, &page);
+    page_safety(res.headers_mut());
+    res
 }
 
 pub(crate) fn render(status: StatusCode, t: &impl askama::Template) -> Response {

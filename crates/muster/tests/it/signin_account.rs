@@ -429,10 +429,14 @@ async fn public_writes_are_rate_limited_per_address(t: TestApp) {
     assert_eq!(h["retry-after"], "6");
     assert_eq!(b["type"], "urn:muster:problem:rate-limited");
     // The same address is held back on the pages and the other public writes too.
-    let (s, _, page) = t
+    let (s, h, page) = t
         .send_full(from("198.51.100.7", "GET", "/auth/google", None))
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        h.contains_key("content-security-policy"),
+        "sent like every page"
+    );
     assert!(
         page.as_str()
             .unwrap()
