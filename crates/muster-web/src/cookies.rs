@@ -83,14 +83,24 @@ pub fn csrf(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 pub fn set_csrf(public_url: &str, value: &str) -> Option<HeaderValue> {
-    let secure = secure(public_url);
-    let (name, flags) = if secure {
-        ("__Host-muster_csrf", "; Secure")
+    set_named(public_url, ("__Host-muster_csrf", "muster_csrf"), value, "")
+}
+
+/// `Set-Cookie` for `value` under the `__Host-` name over https (Secure),
+/// or the plain name over http; always HttpOnly, SameSite=Lax, Path=/.
+fn set_named(
+    public_url: &str,
+    (secure_name, plain_name): (&str, &str),
+    value: &str,
+    extra: &str,
+) -> Option<HeaderValue> {
+    let (name, flags) = if secure(public_url) {
+        (secure_name, "; Secure")
     } else {
-        ("muster_csrf", "")
+        (plain_name, "")
     };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{flags}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax{extra}{flags}"
     ))
     .ok()
 }
@@ -102,16 +112,12 @@ const FLOW_SECURE: &str = "__Host-muster_oidc";
 const FLOW_PLAIN: &str = "muster_oidc";
 
 pub fn set_flow(public_url: &str, binding: &str) -> Option<HeaderValue> {
-    let secure = secure(public_url);
-    let (name, flags) = if secure {
-        (FLOW_SECURE, "; Secure")
-    } else {
-        (FLOW_PLAIN, "")
-    };
-    HeaderValue::from_str(&format!(
-        "{name}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{flags}"
-    ))
-    .ok()
+    set_named(
+        public_url,
+        (FLOW_SECURE, FLOW_PLAIN),
+        binding,
+        "; Max-Age=600",
+    )
 }
 
 pub fn flow(headers: &axum::http::HeaderMap) -> Option<String> {

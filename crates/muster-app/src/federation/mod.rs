@@ -149,14 +149,14 @@ pub async fn begin(app: &App, start: Start, public_url: &str) -> Result<Begun> {
     Ok(Begun { url, binding })
 }
 
-/// A path on this server: no scheme, no host, no `//` or `/\` (which
-/// browsers read as another host), printable ASCII, bounded.
+/// A path on this server: no scheme, no host, no `//` and no backslash
+/// (`/\` is read by browsers as another host), printable ASCII, bounded.
+/// The one check of every return path, on pages and in sign-in flows.
 pub fn local_path(p: &str) -> bool {
     p.starts_with('/')
         && !p.starts_with("//")
-        && !p.starts_with("/\\")
         && p.len() <= 512
-        && p.bytes().all(|b| b.is_ascii_graphic())
+        && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
 }
 
 /// The provider's answer, as the browser brings it back.

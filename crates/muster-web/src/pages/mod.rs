@@ -188,18 +188,9 @@ pub(crate) fn render(status: StatusCode, t: &impl askama::Template) -> Response 
 /// (`//evil.example`, `/\evil.example`, `https://…`), so that a link to our
 /// sign-in page cannot send someone elsewhere afterwards.
 pub(crate) fn safe_next(next: Option<&str>, fallback: &str) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && n.len() <= 512
-                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
-        {
-            n.to_owned()
-        }
-        _ => fallback.to_owned(),
-    }
+    next.filter(|n| muster_app::federation::local_path(n))
+        .unwrap_or(fallback)
+        .to_owned()
 }
 
 /// A `303 See Other` to a path of this site. (axum's `Redirect` panics on a
