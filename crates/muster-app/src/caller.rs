@@ -22,7 +22,7 @@ pub enum Principal {
         token_id: Option<String>,
         token_name: Option<String>,
         /// The sign-in session the request came with (none for API tokens).
-        session_id: Option<String>,
+        session: Option<SessionRef>,
         /// Read from the database when this request was authenticated; never
         /// carried over from an earlier request.
         permissions: PermissionSet,
@@ -37,6 +37,17 @@ pub enum Principal {
         token_id: String,
         token_name: String,
     },
+}
+
+/// A browser or app session behind a request, and the assurance it holds.
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    pub id: String,
+    /// The level proved within the organization's step-up window: the
+    /// session's level if proved recently enough, else 1.
+    pub recent_level: i32,
+    /// Whether the organization's MFA policy makes admin actions need L2.
+    pub admin_needs_mfa: bool,
 }
 
 /// What a SCIM token may do: provision users and groups, nothing else.
@@ -166,7 +177,7 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
             email: row.user_email,
             token_id: Some(row.id),
             token_name: Some(row.name),
-            session_id: None,
+            session: None,
         },
         ctx,
     })
@@ -217,15 +228,25 @@ pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
         Principal::User {
             org_id: own,
             permissions,
+            session,
             ..
         } => {
             if own != org_id {
                 return Err(AppError::NotFound("organization"));
             }
-            if permissions.contains(perm) {
-                Ok(())
-            } else {
-                Err(AppError::Forbidden(perm.as_str()))
+            if !permissions.contains(perm) {
+                return Err(AppError::Forbidden(perm.as_str()));
+            }
+            // Admin actions from a session need a recent second factor
+            // (issue 5 §3); reading does not. API tokens are their own
+            // credential, created from a stepped-up session.
+            match session {
+                Some(s) if perm.changes() && s.admin_needs_mfa && s.recent_level < 2 => {
+                    Err(AppError::StepUpRequired(
+                        "admin actions need a second factor proved in the last minutes: step up (POST /api/v1/me/step-up), or set up MFA first",
+                    ))
+                }
+                _ => Ok(()),
             }
         }
         Principal::Anonymous { .. } => Err(AppError::Unauthenticated),

@@ -12,6 +12,21 @@ pub fn code_email(
     code: &str,
 ) -> Email {
     let base = public_url.trim_end_matches('/');
+    if kind == "mfa_code" {
+        // A second factor has no link: a link would let whoever reads the
+        // mailbox skip typing the code on the device that is signing in.
+        return Email {
+            to: to.to_owned(),
+            subject: format!("Your {org} sign-in code"),
+            text: format!(
+                "Hello,\n\n\
+                 Someone (we hope you) signed in to your account with its password.\n\n\
+                 Your code: {code}\n\n\
+                 The code works once, for 5 minutes.\n\
+                 If this was not you, change your password now: {base}/forgot-password\n"
+            ),
+        };
+    }
     let (subject, why, path) = match kind {
         "reset_password" => (
             format!("Reset your {org} password"),

@@ -27,6 +27,9 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0}")]
     Refused(String),
+    /// The session must prove a second factor again before this action.
+    #[error("{0}")]
+    StepUpRequired(&'static str),
     /// The credentials were right but this account may not sign in (or act)
     /// now; the message says why and what to do.
     #[error("{0}")]

@@ -6,7 +6,7 @@
 use crate::audit::{self, Event};
 use crate::caller::{org_with, require};
 use crate::paging::rfc3339;
-use crate::signin::{SignupPolicy, login::SignedIn};
+use crate::signin::{Entry, SignupPolicy};
 use crate::users::new_user_parts;
 use crate::{App, AppError, Caller, Result, secrets};
 use muster_core::audit::Context;
@@ -407,7 +407,7 @@ pub struct AcceptInput {
 
 /// Accepts an invitation: the password is set, the account becomes
 /// `active` (its address is verified: the link came to it), and a session starts.
-pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<SignedIn> {
+pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Entry> {
     let inv = match pending(app, &input.token).await {
         Ok(i) => i,
         Err(e) => {
@@ -445,7 +445,7 @@ pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Signe
     let user = accept_in(app, &mut tx, &inv, &org, Some(hash), name, &ctx, "password").await?;
     tx.commit().await?;
     app.event_written();
-    crate::signin::login::start_session(app, &org, &user, None, ctx, "invitation").await
+    crate::mfa::challenge::enter(app, &org, &user, None, ctx, "invitation").await
 }
 
 /// Spends a pending invitation in `tx`: the account gets its password (or

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod mail;
+pub mod mfa;
 pub mod orgs;
 pub mod paging;
 pub mod passwords;

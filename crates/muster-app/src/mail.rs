@@ -203,7 +203,7 @@ async fn deliver(
         .unwrap_or_default();
     let email = match row.kind.as_str() {
         "invitation" => mint_invitation(app, row, &org, public_url).await?,
-        "verify_email" | "reset_password" | "change_email" => {
+        "verify_email" | "reset_password" | "change_email" | "mfa_code" => {
             mint_code(app, row, &org, public_url).await?
         }
         "account_exists" => Some(crate::emails::account_exists(

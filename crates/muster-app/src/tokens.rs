@@ -72,6 +72,21 @@ pub async fn create(
         (Principal::User { user_id, .. }, None) => user_id.clone(),
         _ => return Err(AppError::invalid("user", "tokens are created for yourself")),
     };
+    // A token acts without a second factor, so a session that could make
+    // one for an administrator must have proved a factor recently.
+    if let Principal::User {
+        session: Some(s),
+        permissions,
+        ..
+    } = &caller.principal
+        && s.admin_needs_mfa
+        && s.recent_level < 2
+        && permissions.iter().any(muster_core::Permission::changes)
+    {
+        return Err(AppError::StepUpRequired(
+            "creating an API token needs a second factor proved in the last minutes: step up first",
+        ));
+    }
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
         return Err(AppError::invalid(

@@ -77,6 +77,12 @@ impl Permission {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// Whether using it changes something (every permission but the two
+    /// that only read): such admin actions need a recent second factor.
+    pub fn changes(self) -> bool {
+        !matches!(self, Self::UsersRead | Self::AuditRead)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,6 +97,9 @@ impl PermissionSet {
     }
     pub fn iter(&self) -> impl Iterator<Item = Permission> + '_ {
         self.0.iter().copied()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
     /// Stored form: space-separated permission strings. Unknown words (from a
     /// newer version) are ignored rather than granted.

@@ -87,12 +87,18 @@ pub async fn latest(db: &Db, user_id: &str, purpose: &str) -> Result<Option<Emai
 /// it is still usable.
 pub async fn wrong_code(db: &Db, id: &str, max: i32, now: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
+    let ok = wrong_code_in(&mut tx, id, max, now).await?;
+    tx.commit().await?;
+    Ok(ok)
+}
+
+/// `wrong_code` in the caller's transaction.
+pub async fn wrong_code_in(tx: &mut Tx, id: &str, max: i32, now: i64) -> Result<bool> {
     let attempts: Option<i32> = on_tx!(tx, c => sqlx::query_scalar(
         "UPDATE email_tokens SET attempts = attempts + 1, \
          revoked_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE revoked_at END \
          WHERE id = $1 RETURNING attempts")
         .bind(id).bind(max).bind(now).fetch_optional(c).await)?;
-    tx.commit().await?;
     Ok(attempts.is_some_and(|a| a < max))
 }
 

@@ -17,6 +17,7 @@ pub mod federation;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
+pub mod mfa;
 pub mod orgs;
 pub mod outbox;
 pub mod roles;

@@ -17,16 +17,18 @@ pub struct SessionRow {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub mfa_level: i32,
+    /// When `mfa_level` was last proved (sign-in or step-up).
+    pub level_at: i64,
 }
 
-const COLS: &str = "id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent, mfa_level";
+const COLS: &str = "id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent, mfa_level, level_at";
 
 pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO sessions (id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, mfa_level)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        "INSERT INTO sessions (id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, mfa_level, level_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
         .bind(&s.id).bind(&s.org_id).bind(&s.user_id).bind(&s.secret_hash).bind(s.created_at)
-        .bind(s.last_seen_at).bind(s.expires_at).bind(&s.ip).bind(&s.user_agent).bind(s.mfa_level)
+        .bind(s.last_seen_at).bind(s.expires_at).bind(&s.ip).bind(&s.user_agent).bind(s.mfa_level).bind(s.level_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -46,6 +48,8 @@ pub struct SessionAuthRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    pub mfa_level: i32,
+    pub level_at: i64,
     /// Space-separated permission strings of every role the user holds now.
     pub permissions: Option<String>,
 }
@@ -65,7 +69,7 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
         "WITH RECURSIVE ses AS (SELECT user_id, org_id FROM sessions WHERE id = $1), {ctes}
          SELECT s.id, s.org_id, o.slug AS org_slug, o.settings AS org_settings, s.user_id,
                 u.email AS user_email, u.state AS user_state, s.secret_hash, s.created_at, s.last_seen_at,
-                s.expires_at, s.revoked_at, (SELECT {agg} FROM perms) AS permissions
+                s.expires_at, s.revoked_at, s.mfa_level, s.level_at, (SELECT {agg} FROM perms) AS permissions
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
          WHERE s.id = $1"
     ));

@@ -43,6 +43,19 @@ pub fn with_session(
     res
 }
 
+/// `res` with the session cookie when the first factor was enough; an MFA
+/// challenge is answered in the body only, with no cookie yet.
+pub fn with_entry(
+    public_url: &str,
+    entry: &muster_app::signin::Entry,
+    res: axum::response::Response,
+) -> axum::response::Response {
+    match entry {
+        muster_app::signin::Entry::SignedIn(s) => with_session(public_url, s, res),
+        muster_app::signin::Entry::Mfa(_) => res,
+    }
+}
+
 /// The `Set-Cookie` value that removes it.
 pub fn clear(public_url: &str) -> HeaderValue {
     let secure = secure(public_url);
@@ -122,4 +135,26 @@ pub fn set_flow(public_url: &str, binding: &str) -> Option<HeaderValue> {
 
 pub fn flow(headers: &axum::http::HeaderMap) -> Option<String> {
     named(headers, FLOW_SECURE, FLOW_PLAIN)
+}
+
+/// The cookie that carries a sign-in's MFA challenge between the password
+/// and the second factor (`muster_app::mfa::challenge`); ten minutes.
+const MFA_SECURE: &str = "__Host-muster_mfa";
+const MFA_PLAIN: &str = "muster_mfa";
+
+pub fn set_mfa(public_url: &str, challenge: &str) -> Option<HeaderValue> {
+    set_named(
+        public_url,
+        (MFA_SECURE, MFA_PLAIN),
+        challenge,
+        "; Max-Age=600",
+    )
+}
+
+pub fn clear_mfa(public_url: &str) -> Option<HeaderValue> {
+    set_named(public_url, (MFA_SECURE, MFA_PLAIN), "", "; Max-Age=0")
+}
+
+pub fn mfa(headers: &axum::http::HeaderMap) -> Option<String> {
+    named(headers, MFA_SECURE, MFA_PLAIN).filter(|v| !v.is_empty())
 }

@@ -7,8 +7,8 @@
 use super::oidc::Claims;
 use super::{Finished, Provider, denied, oidc::Refusal};
 use crate::audit::{self, Event};
-use crate::signin::login::{denial, failed_event, start_session};
-use crate::signin::{SignedIn, self_caller, setting, signup_open};
+use crate::signin::login::{denial, failed_event};
+use crate::signin::{Entry, self_caller, setting, signup_open};
 use crate::{App, AppError, Result, secrets};
 use muster_core::audit::Context;
 use muster_core::users::{CreationSource, ManagedBy, Profile};
@@ -214,9 +214,9 @@ async fn signed_in(
     provider: Provider,
     ctx: Context,
 ) -> Result<Finished> {
-    let signed = start_session(app, org, user, None, ctx, provider.as_str()).await?;
+    let entry = crate::mfa::challenge::enter(app, org, user, None, ctx, provider.as_str()).await?;
     Ok(Finished::SignedIn {
-        signed: Box::new(signed),
+        entry,
         next: flow.return_to.clone(),
         create_password: provider == Provider::Google && user.password_hash.is_none(),
     })
@@ -366,7 +366,7 @@ pub async fn link(
     input: LinkInput,
     binding: Option<&str>,
     ctx: Context,
-) -> Result<SignedIn> {
+) -> Result<Entry> {
     let gone = || {
         AppError::SignInDenied("this link request has expired or was used; sign in again".into())
     };

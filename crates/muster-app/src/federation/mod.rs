@@ -16,7 +16,7 @@ pub use accounts::{LinkInput, link};
 pub use oidc::{ClientConfig, Oidc};
 pub use sso::{SsoInput, SsoView, delete_sso, get_sso, put_sso};
 
-use crate::signin::{SignedIn, public_org};
+use crate::signin::{Entry, public_org};
 use crate::{App, AppError, Result, secrets};
 use muster_core::audit::Context;
 use muster_store::federation::FlowRow;
@@ -172,8 +172,9 @@ pub struct Callback {
 
 #[derive(Debug)]
 pub enum Finished {
+    /// The provider proved who this is: a session, or a second factor to ask for.
     SignedIn {
-        signed: Box<SignedIn>,
+        entry: Entry,
         next: Option<String>,
         /// A Google account without a password yet: ask for one now.
         create_password: bool,

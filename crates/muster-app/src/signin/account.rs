@@ -339,7 +339,7 @@ pub(crate) async fn apply_email_change(
 
 fn session_of(caller: &Caller) -> Option<&str> {
     match &caller.principal {
-        Principal::User { session_id, .. } => session_id.as_deref(),
+        Principal::User { session, .. } => session.as_ref().map(|s| s.id.as_str()),
         _ => None,
     }
 }

@@ -4,6 +4,7 @@ use super::signup::refused;
 use super::throttle::{self, Keys};
 use super::{LockoutPolicy, SESSION_TOKEN_PREFIX, SessionPolicy, public_org, self_caller, setting};
 use crate::audit::{self, Event};
+use crate::mfa::Entry;
 use crate::paging::rfc3339;
 use crate::{App, AppError, Caller, Principal, Result, secrets};
 use muster_core::audit::Context;
@@ -74,7 +75,7 @@ fn view(s: SessionRow, current: Option<&str>) -> SessionView {
 /// address, wrong password, no password — is the same `Unauthenticated`
 /// after the same argon2id work; only the right password learns why an
 /// account may not sign in.
-pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedIn> {
+pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<Entry> {
     let org = public_org(app, input.org.as_deref()).await?;
     let lockout: LockoutPolicy = setting(&org, "lockout");
     let mut keys = Keys::new(&org.id, &input.email, ctx.ip.as_deref(), lockout.clone());
@@ -118,7 +119,7 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<SignedI
         failed_event(app, &org, &user, &format!("account {}", user.state), &ctx).await?;
         return Err(AppError::SignInDenied(why.into()));
     }
-    start_session(app, &org, &user, Some(&keys), ctx, "password").await
+    crate::mfa::challenge::enter(app, &org, &user, Some(&keys), ctx, "password").await
 }
 
 /// Why an account in `state` may not sign in, in words for its owner.
@@ -148,7 +149,13 @@ fn lockout_actor(ctx: &Context) -> Caller {
     }
 }
 
-async fn lock(app: &App, org: &OrgRow, u: &UserRow, failures: i64, ctx: &Context) -> Result<()> {
+pub(crate) async fn lock(
+    app: &App,
+    org: &OrgRow,
+    u: &UserRow,
+    failures: i64,
+    ctx: &Context,
+) -> Result<()> {
     let system = lockout_actor(ctx);
     let mut tx = app.db.begin().await?;
     let details = [("failures", serde_json::json!(failures))];
@@ -217,17 +224,18 @@ pub(crate) async fn failed_event(
     Ok(())
 }
 
-/// Opens a session for a user who has just proved who they are.
-pub(crate) async fn start_session(
+/// Opens a session at assurance `level` for a user who has just proved who
+/// they are (`mfa::challenge::enter` decides whether a second factor comes
+/// first).
+pub(crate) async fn open_session(
     app: &App,
     org: &OrgRow,
     user: &UserRow,
     keys: Option<&Keys>,
     ctx: Context,
     method: &str,
+    level: i32,
 ) -> Result<SignedIn> {
-    // Password and federated sign-ins are L1; MFA (issue 5) raises it.
-    let level = 1;
     let policy: SessionPolicy = setting(org, "session");
     let now = app.now_ms();
     let id = uuid::Uuid::now_v7();
@@ -244,6 +252,7 @@ pub(crate) async fn start_session(
         ip: ctx.ip.clone(),
         user_agent: ctx.user_agent.clone(),
         mfa_level: level,
+        level_at: now,
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
     let mut tx = app.db.begin().await?;
@@ -257,7 +266,8 @@ pub(crate) async fn start_session(
     let ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
         .detail("session", &row.id)
-        .detail("method", method);
+        .detail("method", method)
+        .detail("level", level);
     audit::record(app, &mut tx, &me, ev).await?;
     tx.commit().await?;
     metrics::counter!("muster_signins_total").increment(1);
@@ -299,6 +309,13 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         return Err(AppError::Unauthenticated);
     }
     touch(app, &id, row.last_seen_at, now);
+    let mfa: crate::mfa::MfaPolicy = super::setting_in(&row.org_settings, "mfa");
+    let recent = now - row.level_at <= mfa.step_up_ms();
+    let session = crate::caller::SessionRef {
+        id,
+        recent_level: if recent { row.mfa_level } else { 1 },
+        admin_needs_mfa: mfa.mode != crate::mfa::MfaMode::Off,
+    };
     Ok(Caller {
         principal: Principal::User {
             permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
@@ -308,7 +325,7 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
             email: row.user_email,
             token_id: None,
             token_name: None,
-            session_id: Some(id),
+            session: Some(session),
         },
         ctx,
     })
@@ -384,9 +401,9 @@ fn own(caller: &Caller) -> Result<(&str, &str, Option<&str>)> {
         Principal::User {
             org_id,
             user_id,
-            session_id,
+            session,
             ..
-        } => Ok((org_id, user_id, session_id.as_deref())),
+        } => Ok((org_id, user_id, session.as_ref().map(|s| s.id.as_str()))),
         _ => Err(AppError::NotFound("user")),
     }
 }

@@ -10,7 +10,7 @@
 pub mod account;
 pub mod login;
 pub mod signup;
-mod throttle;
+pub(crate) mod throttle;
 
 use crate::{App, AppError, Caller, Principal, Result};
 use muster_core::PermissionSet;
@@ -19,6 +19,7 @@ use muster_core::orgs::{OrgKind, PERSONAL_SLUG};
 use muster_store::orgs::OrgRow;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mfa::Entry;
 pub use login::{LoginInput, SessionCookie, SessionView, SignedIn};
 pub use signup::{NewOrganization, SignUpInput, VerifyInput};
 
@@ -181,7 +182,7 @@ pub(crate) fn self_caller(o: &OrgRow, user_id: &str, email: &str, ctx: Context) 
             email: email.to_owned(),
             token_id: None,
             token_name: None,
-            session_id: None,
+            session: None,
             permissions: PermissionSet::default(),
         },
         ctx,

@@ -29,12 +29,19 @@ struct AccountPage {
     linked: Vec<String>,
     /// Signs in through the organization's IdP: no password to set here.
     sso: bool,
+    mfa: muster_app::mfa::MfaStatus,
+    totp_allowed: bool,
+    /// Email codes may be turned on (allowed, and not on yet).
+    email_allowed: bool,
+    /// Has factors, and has not proved one within the step-up window.
+    needs_step_up: bool,
+    step_up_minutes: u32,
     error: Option<String>,
     notice: Option<String>,
 }
 
 /// The signed-in person, from the session cookie; `None` sends them to sign in.
-async fn signed_in(s: &AppState, headers: &HeaderMap, ctx: Context) -> Option<Caller> {
+pub(super) async fn signed_in(s: &AppState, headers: &HeaderMap, ctx: Context) -> Option<Caller> {
     let token = cookies::session_in(headers)?;
     signin::login::authenticate_session(&s.app, &token, ctx)
         .await
@@ -53,7 +60,7 @@ fn to_login() -> Response {
     see_other("/login?next=/account")
 }
 
-async fn show(
+pub(super) async fn show(
     s: &AppState,
     caller: &Caller,
     csrf: &Csrf,
@@ -77,7 +84,25 @@ async fn show(
             }
             _ => String::new(),
         };
+        let mut mfa = muster_app::mfa::my_status(&s.app, caller).await?;
+        for f in &mut mfa.factors {
+            f.created_at = readable(&f.created_at);
+            f.last_used_at = f.last_used_at.as_deref().map(readable);
+        }
+        let recent = match &caller.principal {
+            muster_app::Principal::User {
+                session: Some(x), ..
+            } => x.recent_level,
+            _ => 1,
+        };
+        use muster_app::mfa::Method;
         Ok::<_, AppError>(AccountPage {
+            totp_allowed: mfa.allowed.contains(&Method::Totp),
+            email_allowed: mfa.allowed.contains(&Method::Email)
+                && !mfa.factors.iter().any(|f| f.kind == Method::Email),
+            needs_step_up: !mfa.factors.is_empty() && recent < 2,
+            step_up_minutes: mfa.step_up_minutes,
+            mfa,
             csrf: csrf.token.clone(),
             name: me.profile.display_name.clone().unwrap_or_default(),
             email: me.email,
@@ -127,7 +152,7 @@ pub async fn page(
 }
 
 /// The common opening of a form post on the account page: CSRF, then the session.
-async fn posted(
+pub(super) async fn posted(
     s: &AppState,
     headers: &HeaderMap,
     ctx: Context,

@@ -74,7 +74,7 @@ pub async fn callback(
     };
     match federation::finish(&s.app, cb, &s.public_url, ctx).await {
         Ok(Finished::SignedIn {
-            signed,
+            entry,
             next,
             create_password,
         }) => {
@@ -83,7 +83,7 @@ pub async fn callback(
             } else {
                 next.unwrap_or_else(|| "/account".into())
             };
-            cookies::with_session(&s.public_url, &signed, see_other(&to))
+            super::entered(&s, entry, &to)
         }
         Ok(Finished::LinkRequired { ticket, email }) => {
             let csrf = Csrf::of(&headers);
@@ -128,11 +128,7 @@ pub async fn link(
     };
     let binding = cookies::flow(&headers);
     match federation::link(&s.app, input, binding.as_deref(), ctx).await {
-        Ok(signed) => cookies::with_session(
-            &s.public_url,
-            &signed,
-            see_other("/account?done=google_linked"),
-        ),
+        Ok(entry) => super::entered(&s, entry, "/account?done=google_linked"),
         Err(e) => {
             let (status, msg) = page_message(e);
             let page = LinkPage {

@@ -1,9 +1,9 @@
 //! The invitation acceptance page: the link from the email, a password, in.
 
-use super::{Csrf, csrf_refused, render, see_other};
+use super::{Csrf, csrf_refused, render};
+use crate::AppState;
 use crate::error::page_message;
 use crate::extract::Ctx;
-use crate::{AppState, cookies};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -105,7 +105,7 @@ pub async fn accept(
         name: Some(name.clone()),
     };
     match muster_app::invitations::accept(&s.app, input, ctx).await {
-        Ok(signed) => cookies::with_session(&s.public_url, &signed, see_other("/account")),
+        Ok(entry) => super::entered(&s, entry, "/account"),
         Err(e) => {
             let (status, msg) = page_message(e);
             page_for(&s, &csrf, &token, &name, Some(msg), status).await

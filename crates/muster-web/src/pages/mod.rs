@@ -7,6 +7,7 @@
 mod account;
 mod federated;
 mod invitation;
+mod mfa;
 mod signin;
 
 use crate::{AppState, cookies};
@@ -55,6 +56,16 @@ pub fn router() -> Router<AppState> {
         .route("/account/email", post(account::email))
         .route("/account/email/confirm", post(account::confirm_email))
         .route("/account/sessions/{id}/revoke", post(account::revoke))
+        .route("/mfa", get(mfa::page).post(mfa::answer))
+        .route("/mfa/email", post(mfa::email))
+        .route("/mfa/enrol", post(mfa::enrol))
+        .route("/account/mfa/totp", post(mfa::add_totp))
+        .route("/account/mfa/totp/confirm", post(mfa::confirm_totp))
+        .route("/account/mfa/email", post(mfa::add_email))
+        .route("/account/mfa/recovery", post(mfa::recovery))
+        .route("/account/mfa/{id}/remove", post(mfa::remove))
+        .route("/account/step-up", post(mfa::step_up))
+        .route("/account/step-up/email", post(mfa::step_up_email))
         .layer(axum::middleware::from_fn(page_headers))
         .route("/assets/muster.css", get(css))
 }
@@ -193,6 +204,24 @@ pub(crate) fn safe_next(next: Option<&str>, fallback: &str) -> String {
         .to_owned()
 }
 
+/// Where a good first factor leads in a browser: a session and `next`, or
+/// the MFA challenge page with the challenge in its cookie.
+pub(crate) fn entered(s: &AppState, entry: muster_app::signin::Entry, next: &str) -> Response {
+    match entry {
+        muster_app::signin::Entry::SignedIn(signed) => {
+            cookies::with_session(&s.public_url, &signed, see_other(next))
+        }
+        muster_app::signin::Entry::Mfa(c) => {
+            let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            let mut res = see_other(&format!("/mfa?next={enc}"));
+            if let Some(v) = cookies::set_mfa(&s.public_url, &c.challenge_id) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            res
+        }
+    }
+}
+
 /// A `303 See Other` to a path of this site. (axum's `Redirect` panics on a
 /// value that cannot be a header; here such a value falls back to `/`.)
 pub(crate) fn see_other(to: &str) -> Response {
@@ -211,6 +240,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<String> {
             "session_ended" => "That session is signed out.",
             "create_password" => "Welcome! Create a password for your account below.",
             "google_linked" => "Google is connected: you can sign in with it from now on.",
+            "mfa_on" => "Two-step verification is on.",
             _ => return None,
         }
         .to_owned(),

@@ -143,7 +143,7 @@ pub async fn login(
         org: opt(&f, "org"),
     };
     match signin::login::login(&s.app, input, ctx).await {
-        Ok(signed) => cookies::with_session(&s.public_url, &signed, see_other(&next)),
+        Ok(entry) => super::entered(&s, entry, &next),
         Err(e) => {
             let (status, msg) = page_message(e);
             let (google_href, sso_href) = federated_links(&s, &org, &next).await;

@@ -19,6 +19,8 @@ mod federation_sso;
 mod groups;
 mod imports;
 mod invitations;
+mod mfa;
+mod mfa_pages;
 mod ops;
 mod pages;
 mod schema;

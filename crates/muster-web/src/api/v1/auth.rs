@@ -10,7 +10,7 @@ use muster_app::signin::account::{
     EmailChange, EmailChangeCode, PasswordChange, ResetInput, ResetRequest,
 };
 use muster_app::signin::signup::ResendInput;
-use muster_app::signin::{self, LoginInput, SessionView, SignUpInput, SignedIn, VerifyInput};
+use muster_app::signin::{self, Entry, LoginInput, SessionView, SignUpInput, VerifyInput};
 use serde_json::json;
 
 fn accepted() -> Response {
@@ -58,16 +58,16 @@ pub async fn verify_email(
 
 /// Signs in; the session token is in the body and in the session cookie.
 #[utoipa::path(post, path = "/auth/login", tag = "sign-in", security(()), request_body = LoginInput,
-    responses((status = 200, body = SignedIn), (status = 401, body = crate::error::Problem),
+    responses((status = 200, body = Entry), (status = 401, body = crate::error::Problem),
         (status = 403, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn login(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Json(b): Json<LoginInput>,
 ) -> Result<Response, ApiError> {
-    let signed = signin::login::login(&s.app, b, ctx).await?;
-    let res = axum::Json(&signed).into_response();
-    Ok(cookies::with_session(&s.public_url, &signed, res))
+    let entry = signin::login::login(&s.app, b, ctx).await?;
+    let res = axum::Json(&entry).into_response();
+    Ok(cookies::with_entry(&s.public_url, &entry, res))
 }
 
 /// Ends this session and clears its cookie.

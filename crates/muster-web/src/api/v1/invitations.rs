@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use muster_app::invitations::{AcceptInput, InvitationView, InviteInput, InviteReport};
-use muster_app::signin::SignedIn;
+use muster_app::signin::Entry;
 
 /// Invites one or many addresses with roles and groups; each gets an email
 /// with a link to set a password. Addresses that already have an account are
@@ -61,13 +61,13 @@ pub async fn revoke(
 
 /// Accepts an invitation with the link's token and a password; signs in.
 #[utoipa::path(post, path = "/auth/accept-invitation", tag = "sign-in", security(()), request_body = AcceptInput,
-    responses((status = 200, body = SignedIn), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = Entry), (status = 422, body = crate::error::Problem)))]
 pub async fn accept(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Json(b): Json<AcceptInput>,
 ) -> Result<Response, ApiError> {
-    let signed = muster_app::invitations::accept(&s.app, b, ctx).await?;
-    let res = axum::Json(&signed).into_response();
-    Ok(cookies::with_session(&s.public_url, &signed, res))
+    let entry = muster_app::invitations::accept(&s.app, b, ctx).await?;
+    let res = axum::Json(&entry).into_response();
+    Ok(cookies::with_entry(&s.public_url, &entry, res))
 }

@@ -6,6 +6,7 @@ mod auth;
 mod federation;
 mod groups;
 mod invitations;
+mod mfa;
 mod orgs;
 mod roles;
 mod scim;
@@ -74,6 +75,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::change_email))
         .routes(routes!(auth::confirm_email))
+        .routes(routes!(mfa::complete))
+        .routes(routes!(mfa::email_code))
+        .routes(routes!(mfa::enrol))
+        .routes(routes!(mfa::status))
+        .routes(routes!(mfa::start_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::enable_email))
+        .routes(routes!(mfa::remove))
+        .routes(routes!(mfa::recovery_codes))
+        .routes(routes!(mfa::step_up))
+        .routes(routes!(mfa::step_up_email))
+        .routes(routes!(mfa::user_status))
+        .routes(routes!(mfa::reset))
+        .routes(routes!(mfa::get_policy, mfa::set_policy))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))
