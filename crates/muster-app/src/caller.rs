@@ -168,7 +168,8 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
         });
     }
     let permissions = PermissionSet::from_stored(row.permissions.as_deref().unwrap_or(""));
-    Ok(Caller {
+    let rules = app.policies.get(&row.org_id, &row.org_settings);
+    let caller = Caller {
         principal: Principal::User {
             permissions,
             org_id: row.org_id,
@@ -180,7 +181,9 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
             session: None,
         },
         ctx,
-    })
+    };
+    crate::guard::check(app, &caller, &rules.access).await?;
+    Ok(caller)
 }
 
 /// The organization a request names, once the caller is known to belong to it.

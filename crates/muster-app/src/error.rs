@@ -27,6 +27,10 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0}")]
     Refused(String),
+    /// The organization's access policy refuses this request (network,
+    /// country or device); the message says which, for the person refused.
+    #[error("{0}")]
+    AccessDenied(&'static str),
     /// The session must prove a second factor again before this action.
     #[error("{0}")]
     StepUpRequired(&'static str),

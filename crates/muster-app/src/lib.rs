@@ -8,8 +8,10 @@ pub mod caller;
 pub mod emails;
 mod error;
 pub mod federation;
+pub mod geo;
 mod group_commit;
 pub mod groups;
+pub mod guard;
 pub mod imports;
 pub mod invitations;
 pub mod mail;
@@ -47,6 +49,10 @@ pub struct App {
     pub oidc: Arc<federation::Oidc>,
     /// Google sign-in, when configured (`MUSTER_GOOGLE_*`).
     pub google: Option<Arc<federation::ClientConfig>>,
+    /// The GeoIP database, when configured (`MUSTER_GEOIP_DB`).
+    pub geo: Option<Arc<geo::Geo>>,
+    /// Organizations' policies, compiled once per settings text (`guard`).
+    pub policies: Arc<guard::PolicyCache>,
     sealer: Arc<tokio::sync::Notify>,
     /// Woken when an email is queued, so the outbox worker sends it now.
     outbox: Arc<tokio::sync::Notify>,
@@ -73,6 +79,8 @@ impl App {
             key: Arc::new(sealing::ServerKey::ephemeral()),
             oidc: Arc::default(),
             google: None,
+            geo: None,
+            policies: Arc::default(),
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),
@@ -91,6 +99,12 @@ impl App {
     /// Turns Google sign-in on.
     pub fn with_google(mut self, google: federation::ClientConfig) -> Self {
         self.google = Some(Arc::new(google));
+        self
+    }
+
+    /// Reads countries (and coordinates) from this GeoIP database.
+    pub fn with_geoip(mut self, geo: geo::Geo) -> Self {
+        self.geo = Some(Arc::new(geo));
         self
     }
 

@@ -1,6 +1,7 @@
 //! Muster's domain: identifiers, values parsed at the edge, the lifecycle state
 //! machine, permissions, audit events and their hash chain. No I/O lives here.
 
+pub mod access_policy;
 pub mod audit;
 pub mod clock;
 pub mod email;

@@ -33,6 +33,7 @@ pub struct TokenAuthRow {
     pub id: String,
     pub org_id: String,
     pub org_slug: String,
+    pub org_settings: String,
     pub user_id: String,
     pub user_email: String,
     pub user_state: String,
@@ -56,7 +57,7 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<TokenAuthRow>> {
         crate::roles::effective_ctes("(SELECT user_id FROM tok)", "(SELECT org_id FROM tok)");
     let sql = sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE tok AS (SELECT user_id, org_id FROM api_tokens WHERE id = $1), {ctes}
-         SELECT t.id, t.org_id, o.slug AS org_slug, t.user_id, u.email AS user_email, u.state AS user_state,
+         SELECT t.id, t.org_id, o.slug AS org_slug, o.settings AS org_settings, t.user_id, u.email AS user_email, u.state AS user_state,
                 t.name, t.secret_hash, t.expires_at, t.revoked_at, t.last_used_at,
                 (SELECT {agg} FROM perms) AS permissions
          FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = t.org_id

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 pub mod browser;
+pub mod geoip;
 pub mod oidc;
 pub mod smtp;
 
@@ -98,6 +99,47 @@ impl TestApp {
                 client_secret: client_secret.to_owned().into(),
             });
         self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
+    /// Reads countries from this MaxMind-format database (`MUSTER_GEOIP_DB`),
+    /// through the production reader.
+    pub fn with_geoip(&mut self, mmdb: Vec<u8>) {
+        let geo = muster_app::geo::Geo::from_bytes(mmdb).expect("a MaxMind database");
+        self.app = self.app.clone().with_geoip(geo);
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
+    /// A JSON request as it arrives from the client at `ip` with this
+    /// `User-Agent`: (status, body).
+    pub async fn call_from(
+        &self,
+        (ip, user_agent): (&str, &str),
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let addr: std::net::SocketAddr = format!("{ip}:40000")
+            .parse()
+            .or_else(|_| format!("[{ip}]:40000").parse())
+            .expect("an address");
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("user-agent", user_agent)
+            .extension(axum::extract::ConnectInfo(addr));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        }
+        .expect("a request");
+        let (s, _, v) = self.send_full(req).await;
+        (s, v)
     }
 
     /// Believes `X-Forwarded-For` from these networks (`MUSTER_TRUSTED_PROXIES`).

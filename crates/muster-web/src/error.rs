@@ -106,6 +106,7 @@ impl IntoResponse for ApiError {
             ),
             E::Refused(why) => problem(StatusCode::CONFLICT, "refused", why, None),
             E::StepUpRequired(why) => problem(StatusCode::FORBIDDEN, "step-up-required", why, None),
+            E::AccessDenied(why) => problem(StatusCode::FORBIDDEN, "access-denied", why, None),
             E::SignInDenied(why) => problem(StatusCode::FORBIDDEN, "sign-in-denied", why, None),
             E::TooManyAttempts(secs) => {
                 let mut res = problem(
@@ -216,7 +217,7 @@ pub fn scim_error_of(e: AppError) -> muster_scim::ScimError {
                 ScimError::status(403, format!("a SCIM token cannot do this ('{p}')"))
             }
             E::Refused(why) => ScimError::status(409, why),
-            E::StepUpRequired(why) => ScimError::status(403, why),
+            E::StepUpRequired(why) | E::AccessDenied(why) => ScimError::status(403, why),
             E::SignInDenied(why) => ScimError::status(403, why),
             E::TooManyAttempts(secs) | E::RateLimited(secs) => {
                 ScimError::status(429, format!("too many attempts; try again in {secs} s"))
@@ -258,6 +259,7 @@ pub fn page_message(e: AppError) -> (StatusCode, String) {
         ),
         E::Forbidden(_) => (StatusCode::FORBIDDEN, "You may not do that.".into()),
         E::Refused(why) => (StatusCode::CONFLICT, capitalized(&why)),
+        E::AccessDenied(why) => (StatusCode::FORBIDDEN, capitalized(why)),
         E::StepUpRequired(_) => (
             StatusCode::FORBIDDEN,
             "Confirm it is you with your second factor first.".into(),

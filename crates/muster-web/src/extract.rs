@@ -60,7 +60,10 @@ impl FromRequestParts<AppState> for Me {
             None => crate::cookies::session(parts),
         };
         if let Some(t) = session {
-            return Ok(Self(muster_app::signin::login::me(&state.app, &t).await?));
+            let ctx = context(parts);
+            return Ok(Self(
+                muster_app::signin::login::me(&state.app, &t, ctx).await?,
+            ));
         }
         let Auth(c) = Auth::from_request_parts(parts, state).await?;
         Ok(Self(muster_app::users::me(&state.app, &c).await?))

@@ -58,6 +58,10 @@ pub struct Flags {
     /// comma-separated [default: none]
     #[arg(long, global = true, env = "MUSTER_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// A MaxMind-format country or city database (.mmdb) for country rules
+    /// and the risk engine [default: unset, no GeoIP]
+    #[arg(long, global = true, env = "MUSTER_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
 }
 
 /// The file's keys are the variable names without `MUSTER_`, in lower case.
@@ -76,6 +80,7 @@ struct FileConfig {
     google_client_secret: Option<String>,
     google_issuer: Option<String>,
     trusted_proxies: Option<String>,
+    geoip_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,7 @@ pub struct Settings {
     pub email_from: String,
     pub google: Option<muster_app::federation::ClientConfig>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub geoip_db: Option<PathBuf>,
 }
 
 fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
@@ -206,6 +212,7 @@ impl Settings {
             flags.google_issuer.clone().or(file.google_issuer),
         )?;
         let trusted_proxies = proxies(flags.trusted_proxies.clone().or(file.trusted_proxies))?;
+        let geoip_db = flags.geoip_db.clone().or(file.geoip_db);
         Ok(Self {
             listen,
             public_url,
@@ -217,6 +224,7 @@ impl Settings {
             email_from: from,
             google,
             trusted_proxies,
+            geoip_db,
         })
     }
 

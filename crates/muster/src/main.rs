@@ -206,8 +206,17 @@ async fn open(s: &Settings) -> anyhow::Result<App> {
         .await
         .context("cannot open the database")?
         .with_server_key(key);
-    Ok(match &s.google {
+    let app = match &s.google {
         Some(g) => app.with_google(g.clone()),
+        None => app,
+    };
+    // A GeoIP file that cannot be read stops start-up: country rules must
+    // not silently see no country.
+    Ok(match &s.geoip_db {
+        Some(path) => app.with_geoip(
+            muster_app::geo::Geo::open(path)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: MUSTER_GEOIP_DB: {e}"))?,
+        ),
         None => app,
     })
 }
@@ -519,8 +528,12 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         Some(g) => format!("on ({})", g.issuer),
         None => "off".into(),
     };
+    let geoip = match &s.geoip_db {
+        Some(p) => format!("GeoIP {}", p.display()),
+        None => "no GeoIP".into(),
+    };
     println!(
-        "Muster listening on http://{addr} ({backend}); public URL {}; email via {}; Google sign-in {google}",
+        "Muster listening on http://{addr} ({backend}); public URL {}; email via {}; Google sign-in {google}; {geoip}",
         s.public_url,
         outbound.describe()
     );

@@ -53,7 +53,13 @@ pub(crate) async fn enter(
     ctx: Context,
     first: &str,
 ) -> Result<Entry> {
-    let p = policy(app, &org.id).await?;
+    let rules = app.policies.get(&org.id, &org.settings);
+    if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
+        let why = format!("access policy ({})", r.as_str());
+        crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
+        return Err(AppError::AccessDenied(r.explain()));
+    }
+    let p = rules.mfa.clone();
     if p.mode == super::MfaMode::Off {
         let s = open_session(app, org, user, keys, ctx, first, 1).await?;
         return Ok(Entry::SignedIn(Box::new(s)));
@@ -266,6 +272,10 @@ pub struct Completed {
 /// wrong password would, and is audited.
 pub async fn complete(app: &App, input: MfaInput, ctx: Context) -> Result<Completed> {
     let (row, org, user) = open(app, &input.challenge_id).await?;
+    let rules = app.policies.get(&org.id, &org.settings);
+    if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
+        return Err(AppError::AccessDenied(r.explain()));
+    }
     prove::throttled(app, &org, &user.email, &ctx).await?;
     let offered = Offered::parse(&input.method)?;
     let pending = row.enrol == 1;

@@ -295,13 +295,14 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = app.now_ms();
+    let policies = app.policies.get(&row.org_id, &row.org_settings);
     let live = live(
         parsed.secret,
         &row.secret_hash,
         row.revoked_at,
         (row.created_at, row.expires_at),
         row.last_seen_at,
-        &row.org_settings,
+        &policies.session,
         &row.user_state,
         now,
     );
@@ -309,14 +310,13 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         return Err(AppError::Unauthenticated);
     }
     touch(app, &id, row.last_seen_at, now);
-    let mfa: crate::mfa::MfaPolicy = super::setting_in(&row.org_settings, "mfa");
-    let recent = now - row.level_at <= mfa.step_up_ms();
+    let recent = now - row.level_at <= policies.mfa.step_up_ms();
     let session = crate::caller::SessionRef {
         id,
         recent_level: if recent { row.mfa_level } else { 1 },
-        admin_needs_mfa: mfa.mode != crate::mfa::MfaMode::Off,
+        admin_needs_mfa: policies.mfa.mode != crate::mfa::MfaMode::Off,
     };
-    Ok(Caller {
+    let caller = Caller {
         principal: Principal::User {
             permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
             org_id: row.org_id,
@@ -328,7 +328,11 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
             session: Some(session),
         },
         ctx,
-    })
+    };
+    // The access policy again on every request: a session whose address
+    // moved into a denied range is refused from its next request on.
+    crate::guard::check(app, &caller, &policies.access).await?;
+    Ok(caller)
 }
 
 /// Whether a session still lets its holder in: the secret matches, it is
@@ -343,11 +347,10 @@ fn live(
     revoked_at: Option<i64>,
     (created_at, expires_at): (i64, i64),
     last_seen_at: i64,
-    org_settings: &str,
+    policy: &SessionPolicy,
     user_state: &str,
     now: i64,
 ) -> bool {
-    let policy: SessionPolicy = super::setting_in(org_settings, "session");
     secrets::secret_matches(secret, secret_hash)
         && revoked_at.is_none()
         && now < expires_at
@@ -372,25 +375,43 @@ fn touch(app: &App, id: &str, last_seen_at: i64, now: i64) {
 /// `GET /me` with a session: the same checks as `authenticate_session`, in
 /// one query that also reads the user (no permissions are needed to read
 /// one's own account).
-pub async fn me(app: &App, token: &str) -> Result<crate::users::UserView> {
+pub async fn me(app: &App, token: &str, ctx: Context) -> Result<crate::users::UserView> {
     let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.simple().to_string();
     let row = muster_store::sessions::with_user(&app.db, &id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let now = app.now_ms();
+    let policies = app.policies.get(&row.user.org_id, &row.org_settings);
     let ok = live(
         parsed.secret,
         &row.secret_hash,
         row.revoked_at,
         (row.session_created_at, row.session_expires_at),
         row.last_seen_at,
-        &row.org_settings,
+        &policies.session,
         &row.user.state,
         now,
     );
     if !ok {
         return Err(AppError::Unauthenticated);
+    }
+    if !policies.access.is_empty() {
+        // Audited as the user (the organization's slug is not needed here).
+        let caller = Caller {
+            principal: Principal::User {
+                org_id: row.user.org_id.clone(),
+                org_slug: String::new(),
+                user_id: row.user.id.clone(),
+                email: row.user.email.clone(),
+                token_id: None,
+                token_name: None,
+                session: None,
+                permissions: PermissionSet::default(),
+            },
+            ctx,
+        };
+        crate::guard::check(app, &caller, &policies.access).await?;
     }
     touch(app, &id, row.last_seen_at, now);
     row.user.try_into()

@@ -10,6 +10,7 @@
 )]
 
 mod access;
+mod access_policy;
 mod audit;
 mod authz;
 mod bad_input;

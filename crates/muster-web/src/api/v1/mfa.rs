@@ -3,15 +3,17 @@
 //! admin sees and resets (`/orgs/{org}/users/{id}/mfa…`). Thin handlers over
 //! `muster_app::mfa`, which the pages call too.
 
-use crate::extract::{Auth, Ctx, Json};
+use crate::extract::{Auth, Ctx, Json, Query};
 use crate::{ApiError, AppState, cookies};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use muster_app::guard::SaveOptions;
 use muster_app::mfa::challenge::{ChallengeRef, Completed, EnrolInput, MfaInput};
 use muster_app::mfa::{
     CodeInput, Enrolled, MfaPolicy, MfaStatus, StepUpInput, TotpSetup, TotpStart,
 };
+use muster_core::access_policy::AccessPolicy;
 
 /// Answers a sign-in's MFA challenge; a good code opens the session (token
 /// in the body and the cookie), with recovery codes when it enrolled the
@@ -193,5 +195,34 @@ pub async fn set_policy(
 ) -> Result<Json<MfaPolicy>, ApiError> {
     Ok(Json(
         muster_app::mfa::set_policy(&s.app, &c, &org, b).await?,
+    ))
+}
+
+/// Who may come in from where: network, country and device OS rules.
+#[utoipa::path(get, path = "/orgs/{org}/access-policy", tag = "policies", params(("org" = String, Path)),
+    responses((status = 200, body = AccessPolicy)))]
+pub async fn get_access(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<AccessPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::signin::get_policy(&s.app, &c, &org, "access").await?,
+    ))
+}
+
+/// Saves the access policy. One that would refuse the caller's own request
+/// is saved only with `confirm_lockout=true`.
+#[utoipa::path(put, path = "/orgs/{org}/access-policy", tag = "policies", params(("org" = String, Path), SaveOptions), request_body = AccessPolicy,
+    responses((status = 200, body = AccessPolicy), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn set_access(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+    Query(opts): Query<SaveOptions>,
+    Json(b): Json<AccessPolicy>,
+) -> Result<Json<AccessPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::guard::set_policy(&s.app, &c, &org, b, opts).await?,
     ))
 }

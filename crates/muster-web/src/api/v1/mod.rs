@@ -89,6 +89,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::user_status))
         .routes(routes!(mfa::reset))
         .routes(routes!(mfa::get_policy, mfa::set_policy))
+        .routes(routes!(mfa::get_access, mfa::set_access))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))
