@@ -59,6 +59,22 @@ pub fn code_email(
     }
 }
 
+/// Sent when the account is signed in from a device it was not used on before.
+pub fn new_device(to: &str, org: &str, public_url: &str, what: &str) -> Email {
+    let base = public_url.trim_end_matches('/');
+    Email {
+        to: to.to_owned(),
+        subject: format!("New sign-in to your {org} account"),
+        text: format!(
+            "Hello,\n\n\
+             Your account was just signed in on a device it had not been used on before:\n\
+             {what}\n\n\
+             If this was you, there is nothing to do.\n\
+             If not, change your password now ({base}/forgot-password) and sign out the sessions you do not know ({base}/account).\n"
+        ),
+    }
+}
+
 /// Sent when someone signs up with an address that already has an account:
 /// the sign-up answer itself must not tell them so.
 pub fn account_exists(to: &str, org: &str, public_url: &str) -> Email {

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod caller;
+pub mod devices;
 pub mod emails;
 mod error;
 pub mod federation;
@@ -20,6 +21,7 @@ pub mod orgs;
 pub mod paging;
 pub mod passwords;
 pub mod policies;
+pub mod risk;
 pub mod roles;
 pub mod scim;
 pub mod sealing;

@@ -206,6 +206,7 @@ async fn deliver(
         "verify_email" | "reset_password" | "change_email" | "mfa_code" => {
             mint_code(app, row, &org, public_url).await?
         }
+        "new_device" => new_device(app, row, &org, public_url).await?,
         "account_exists" => Some(crate::emails::account_exists(
             &row.to_address,
             &org,
@@ -273,6 +274,52 @@ async fn mint_invitation(
     .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     Ok(expires.map(|e| invitation_email(&row.to_address, org, public_url, &secret, e)))
+}
+
+/// The new-device notice: where and on what the account was signed in.
+async fn new_device(
+    app: &App,
+    row: &OutboxRow,
+    org: &str,
+    public_url: &str,
+) -> std::result::Result<Option<Email>, String> {
+    let internal = |e: muster_store::StoreError| e.to_string();
+    let Some(s) = muster_store::devices::sign_in(&app.db, &row.subject_id)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let device = match &s.device_id {
+        Some(d) => muster_store::devices::get(&app.db, d)
+            .await
+            .map_err(internal)?
+            .map(|d| d.name),
+        None => None,
+    };
+    let at = time::OffsetDateTime::from_unix_timestamp(s.at.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| rfc3339(s.at));
+    let mut what = device.unwrap_or_else(|| "A new device".into());
+    if let Some(ip) = &s.ip {
+        what.push_str(&format!(", from {ip}"));
+    }
+    if let Some(c) = &s.country {
+        what.push_str(&format!(" ({c})"));
+    }
+    what.push_str(&format!(", at {at}"));
+    Ok(Some(crate::emails::new_device(
+        &row.to_address,
+        org,
+        public_url,
+        &what,
+    )))
 }
 
 /// Mints the link secret and the 6-digit code of an email token; the five

@@ -92,6 +92,10 @@ pub struct Context {
     pub user_agent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The browser's device cookie (a credential: never stored, never
+    /// part of an event; the risk engine hashes it).
+    #[serde(skip)]
+    pub device: Option<String>,
 }
 
 /// An event as stored: every field is the exact text that is hashed.

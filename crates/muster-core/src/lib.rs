@@ -9,6 +9,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod orgs;
 pub mod rbac;
+pub mod risk;
 pub mod tokens;
 pub mod users;
 

@@ -10,6 +10,7 @@ pub mod access;
 pub mod audit;
 mod creations;
 mod db;
+pub mod devices;
 pub mod email_tokens;
 mod error;
 pub mod failures;

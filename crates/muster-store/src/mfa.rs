@@ -125,16 +125,20 @@ pub struct ChallengeRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub spent_at: Option<i64>,
+    /// The sign-in's risk evaluation (JSON), for the session's audit event.
+    pub risk: Option<String>,
+    /// The hash of the browser's device cookie, for the device record.
+    pub device_hash: Option<String>,
 }
 
-const CHALLENGE_COLS: &str = "id, org_id, user_id, secret_hash, first_method, enrol, attempts, created_at, expires_at, spent_at";
+const CHALLENGE_COLS: &str = "id, org_id, user_id, secret_hash, first_method, enrol, attempts, created_at, expires_at, spent_at, risk, device_hash";
 
 pub async fn insert_challenge(tx: &mut Tx, c: &ChallengeRow) -> Result<()> {
     on_tx!(tx, conn => sqlx::query(
-        "INSERT INTO mfa_challenges (id, org_id, user_id, secret_hash, first_method, enrol, attempts, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)")
+        "INSERT INTO mfa_challenges (id, org_id, user_id, secret_hash, first_method, enrol, attempts, created_at, expires_at, risk, device_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10)")
         .bind(&c.id).bind(&c.org_id).bind(&c.user_id).bind(&c.secret_hash).bind(&c.first_method)
-        .bind(c.enrol).bind(c.created_at).bind(c.expires_at)
+        .bind(c.enrol).bind(c.created_at).bind(c.expires_at).bind(&c.risk).bind(&c.device_hash)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

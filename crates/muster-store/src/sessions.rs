@@ -50,6 +50,8 @@ pub struct SessionAuthRow {
     pub revoked_at: Option<i64>,
     pub mfa_level: i32,
     pub level_at: i64,
+    /// The address the session was last used from.
+    pub seen_ip: Option<String>,
     /// Space-separated permission strings of every role the user holds now.
     pub permissions: Option<String>,
 }
@@ -69,7 +71,7 @@ pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
         "WITH RECURSIVE ses AS (SELECT user_id, org_id FROM sessions WHERE id = $1), {ctes}
          SELECT s.id, s.org_id, o.slug AS org_slug, o.settings AS org_settings, s.user_id,
                 u.email AS user_email, u.state AS user_state, s.secret_hash, s.created_at, s.last_seen_at,
-                s.expires_at, s.revoked_at, s.mfa_level, s.level_at, (SELECT {agg} FROM perms) AS permissions
+                s.expires_at, s.revoked_at, s.mfa_level, s.level_at, COALESCE(s.last_ip, s.ip) AS seen_ip, (SELECT {agg} FROM perms) AS permissions
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
          WHERE s.id = $1"
     ));
@@ -86,6 +88,8 @@ pub struct SessionUserRow {
     pub session_expires_at: i64,
     pub revoked_at: Option<i64>,
     pub org_settings: String,
+    pub mfa_level: i32,
+    pub seen_ip: Option<String>,
     #[sqlx(flatten)]
     pub user: crate::users::UserRow,
 }
@@ -102,7 +106,7 @@ pub async fn with_user(db: &Db, id: &str) -> Result<Option<SessionUserRow>> {
             .join(", ");
         format!(
             "SELECT s.id AS session_id, s.secret_hash, s.created_at AS session_created_at, s.last_seen_at, s.expires_at AS session_expires_at,
-                    s.revoked_at, o.settings AS org_settings, {user_cols}
+                    s.revoked_at, o.settings AS org_settings, s.mfa_level, COALESCE(s.last_ip, s.ip) AS seen_ip, {user_cols}
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
              WHERE s.id = $1"
         )

@@ -42,7 +42,52 @@ pub fn resolve(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
     client
 }
 
+/// The browser's device cookie, or the one this response gives it.
+#[derive(Debug, Clone)]
+pub struct DeviceCookie(pub String);
+
+/// Where a sign-in can finish: a browser without a device cookie gets one
+/// there, so that its next sign-in is from a known device.
+const SIGN_IN_PATHS: [&str; 8] = [
+    "/login",
+    "/mfa",
+    "/auth/oidc/callback",
+    "/auth/link",
+    "/invitations/accept",
+    "/api/v1/auth/login",
+    "/api/v1/auth/mfa",
+    "/api/v1/auth/accept-invitation",
+];
+
 pub async fn middleware(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let mut minted = None;
+    match crate::cookies::device(req.headers()) {
+        Some(d) => {
+            req.extensions_mut().insert(DeviceCookie(d));
+        }
+        None if SIGN_IN_PATHS.contains(&req.uri().path())
+            && req.method() == axum::http::Method::POST =>
+        {
+            let t = muster_core::tokens::format(
+                muster_app::risk::DEVICE_PREFIX,
+                uuid::Uuid::now_v7(),
+                &muster_app::secrets::random_secret(),
+            );
+            req.extensions_mut().insert(DeviceCookie(t.clone()));
+            minted = Some(t);
+        }
+        None => {}
+    }
+    let mut res = with_client_ip(&s, req, next).await;
+    if let Some(t) = minted
+        && let Some(c) = crate::cookies::set_device(&s.public_url, &t)
+    {
+        res.headers_mut().append(axum::http::header::SET_COOKIE, c);
+    }
+    res
+}
+
+async fn with_client_ip(s: &AppState, mut req: Request, next: Next) -> Response {
     if let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

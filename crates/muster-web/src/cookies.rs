@@ -158,3 +158,21 @@ pub fn clear_mfa(public_url: &str) -> Option<HeaderValue> {
 pub fn mfa(headers: &axum::http::HeaderMap) -> Option<String> {
     named(headers, MFA_SECURE, MFA_PLAIN).filter(|v| !v.is_empty())
 }
+
+/// The long-lived device cookie (`muster_app::risk`): how a browser is
+/// recognized at its next sign-in. 400 days, the longest browsers keep one.
+const DEVICE_SECURE: &str = "__Host-muster_device";
+const DEVICE_PLAIN: &str = "muster_device";
+
+pub fn set_device(public_url: &str, token: &str) -> Option<HeaderValue> {
+    set_named(
+        public_url,
+        (DEVICE_SECURE, DEVICE_PLAIN),
+        token,
+        "; Max-Age=34560000",
+    )
+}
+
+pub fn device(headers: &axum::http::HeaderMap) -> Option<String> {
+    named(headers, DEVICE_SECURE, DEVICE_PLAIN).filter(|v| !v.is_empty() && v.len() <= 128)
+}

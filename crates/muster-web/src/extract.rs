@@ -27,6 +27,10 @@ pub fn context(parts: &Parts) -> Context {
             .map(|c| c.0.to_string()),
         user_agent: header_str(parts, "user-agent"),
         request_id: header_str(parts, "x-request-id"),
+        device: parts
+            .extensions
+            .get::<crate::client::DeviceCookie>()
+            .map(|d| d.0.clone()),
     }
 }
 

@@ -8,7 +8,8 @@
 use super::prove::{self, Offered, bad_code, count_failure, prove_in};
 use super::{Method, TotpSetup, first_factor_codes, new_totp, policy, required_for};
 use crate::audit::{self, Event};
-use crate::signin::login::{SignedIn, open_session};
+use crate::risk::{Attempt, Required};
+use crate::signin::login::{Proof, SignedIn, open_session};
 use crate::signin::throttle::Keys;
 use crate::{App, AppError, Result, secrets};
 use muster_core::UserState;
@@ -59,9 +60,14 @@ pub(crate) async fn enter(
         crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
         return Err(AppError::AccessDenied(r.explain()));
     }
+    let attempt = crate::risk::evaluate(app, org, user, &ctx).await?;
+    if matches!(attempt.required, Required::Deny | Required::L3) {
+        return Err(risk_refusal(app, org, user, &ctx, &attempt).await?);
+    }
     let p = rules.mfa.clone();
     if p.mode == super::MfaMode::Off {
-        let s = open_session(app, org, user, keys, ctx, first, 1).await?;
+        // With MFA off nothing can prove more than L1, whatever the risk.
+        let s = open_session(app, org, user, keys, ctx, proof(first, 1, Some(&attempt))).await?;
         return Ok(Entry::SignedIn(Box::new(s)));
     }
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
@@ -76,8 +82,13 @@ pub(crate) async fn enter(
     }
     let enrol = methods.is_empty();
     if enrol {
-        if !required_for(app, &p, &org.id, &user.id).await? {
-            let s = open_session(app, org, user, keys, ctx, first, 1).await?;
+        // The risk policy asking for L2 makes a second factor needed now,
+        // like an MFA policy that requires one.
+        let needed =
+            attempt.required == Required::L2 || required_for(app, &p, &org.id, &user.id).await?;
+        if !needed {
+            let s =
+                open_session(app, org, user, keys, ctx, proof(first, 1, Some(&attempt))).await?;
             return Ok(Entry::SignedIn(Box::new(s)));
         }
         methods = p.methods.iter().map(|m| m.as_str().to_owned()).collect();
@@ -101,6 +112,8 @@ pub(crate) async fn enter(
         created_at: now,
         expires_at: now + VALID_MS,
         spent_at: None,
+        risk: serde_json::to_string(&attempt).ok(),
+        device_hash: attempt.device_hash.clone(),
     };
     let mut tx = app.db.begin().await?;
     muster_store::mfa::insert_challenge(&mut tx, &row).await?;
@@ -117,6 +130,40 @@ pub(crate) async fn enter(
         challenge_id: muster_core::tokens::format(CHALLENGE_PREFIX, id, &secret),
         methods,
         enrolment_required: enrol,
+    }))
+}
+
+fn proof<'a>(method: &'a str, level: i32, attempt: Option<&'a Attempt>) -> Proof<'a> {
+    Proof {
+        method,
+        level,
+        attempt,
+    }
+}
+
+/// Audits a sign-in the risk policy refuses, with the evaluation, and
+/// answers why in words for the person.
+async fn risk_refusal(
+    app: &App,
+    org: &OrgRow,
+    user: &UserRow,
+    ctx: &Context,
+    a: &Attempt,
+) -> Result<AppError> {
+    let me = crate::signin::self_caller(org, &user.id, &user.email, ctx.clone());
+    let ev = Event::new(&org.id, "auth.login_failed")
+        .target("user", &user.id)
+        .detail("reason", format!("risk {}", a.assessment.level.as_str()))
+        .detail("risk", &a.assessment)
+        .security();
+    let mut tx = app.db.begin().await?;
+    audit::record(app, &mut tx, &me, ev).await?;
+    tx.commit().await?;
+    metrics::counter!("muster_risk_denials_total").increment(1);
+    Ok(AppError::SignInDenied(if a.required == Required::L3 {
+        "this sign-in needs a passkey; use a device you have signed in from before, or ask your administrator".into()
+    } else {
+        "this sign-in looks unusual and was refused for your safety; try again from a device and network you have used before, or ask your administrator".into()
     }))
 }
 
@@ -330,7 +377,23 @@ pub async fn complete(app: &App, input: MfaInput, ctx: Context) -> Result<Comple
     };
     tx.commit().await?;
     let method = format!("{}+{}", row.first_method, offered.as_str());
-    let signed = open_session(app, &org, &user, None, ctx, &method, 2).await?;
+    let attempt = row
+        .risk
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Attempt>(r).ok())
+        .map(|a| Attempt {
+            device_hash: row.device_hash.clone(),
+            ..a
+        });
+    let signed = open_session(
+        app,
+        &org,
+        &user,
+        None,
+        ctx,
+        proof(&method, 2, attempt.as_ref()),
+    )
+    .await?;
     Ok(Completed {
         signed,
         recovery_codes: codes,

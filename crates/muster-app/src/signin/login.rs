@@ -224,6 +224,14 @@ pub(crate) async fn failed_event(
     Ok(())
 }
 
+/// How a sign-in was proved: its methods (`password`, `password+totp`…),
+/// the assurance level reached, and its risk evaluation.
+pub(crate) struct Proof<'a> {
+    pub method: &'a str,
+    pub level: i32,
+    pub attempt: Option<&'a crate::risk::Attempt>,
+}
+
 /// Opens a session at assurance `level` for a user who has just proved who
 /// they are (`mfa::challenge::enter` decides whether a second factor comes
 /// first).
@@ -233,9 +241,13 @@ pub(crate) async fn open_session(
     user: &UserRow,
     keys: Option<&Keys>,
     ctx: Context,
-    method: &str,
-    level: i32,
+    proof: Proof<'_>,
 ) -> Result<SignedIn> {
+    let Proof {
+        method,
+        level,
+        attempt,
+    } = proof;
     let policy: SessionPolicy = setting(org, "session");
     let now = app.now_ms();
     let id = uuid::Uuid::now_v7();
@@ -256,6 +268,9 @@ pub(crate) async fn open_session(
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
     let mut tx = app.db.begin().await?;
+    if let Some(a) = attempt {
+        crate::devices::record_sign_in(app, &mut tx, org, user, &me.ctx, a).await?;
+    }
     // A success clears the account's failures (a write only when there are some).
     if let Some(k) = keys
         && k.account_failed
@@ -263,13 +278,19 @@ pub(crate) async fn open_session(
         muster_store::failures::clear(&mut tx, &k.account).await?;
     }
     muster_store::sessions::insert(&mut tx, &row).await?;
-    let ev = Event::new(&org.id, "auth.login")
+    let mut ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
         .detail("session", &row.id)
         .detail("method", method)
         .detail("level", level);
+    if let Some(a) = attempt {
+        ev = ev.detail("risk", &a.assessment);
+    }
     audit::record(app, &mut tx, &me, ev).await?;
     tx.commit().await?;
+    if attempt.is_some_and(|a| a.device_hash.is_some() && !a.known_device) {
+        crate::signin::email_committed(app);
+    }
     metrics::counter!("muster_signins_total").increment(1);
     Ok(SignedIn {
         session_token: tokens::format(SESSION_TOKEN_PREFIX, id, &secret),
@@ -309,6 +330,13 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
     if !live {
         return Err(AppError::Unauthenticated);
     }
+    let s = (
+        row.org_id.as_str(),
+        row.user_id.as_str(),
+        id.as_str(),
+        row.mfa_level,
+    );
+    moved(app, &row.org_settings, s, row.seen_ip.as_deref(), &ctx).await?;
     touch(app, &id, row.last_seen_at, now);
     let recent = now - row.level_at <= policies.mfa.step_up_ms();
     let session = crate::caller::SessionRef {
@@ -333,6 +361,38 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
     // moved into a denied range is refused from its next request on.
     crate::guard::check(app, &caller, &policies.access).await?;
     Ok(caller)
+}
+
+/// A session used from another address than its last: counted, and ended
+/// (audited, `Unauthenticated`) when the changes come too fast for the
+/// risk policy.
+async fn moved(
+    app: &App,
+    settings: &str,
+    (org_id, user_id, id, level): (&str, &str, &str, i32),
+    seen_ip: Option<&str>,
+    ctx: &Context,
+) -> Result<()> {
+    let Some(ip) = ctx.ip.as_deref().filter(|ip| seen_ip != Some(*ip)) else {
+        return Ok(());
+    };
+    let Some(a) = crate::risk::session_moved(app, settings, id, level, ip).await? else {
+        return Ok(());
+    };
+    let system = Caller {
+        ctx: ctx.clone(),
+        ..Caller::system("risk")
+    };
+    let mut tx = app.db.begin().await?;
+    muster_store::sessions::revoke(&mut tx, org_id, user_id, id, app.now_ms()).await?;
+    let ev = Event::new(org_id, "session.ended_by_risk")
+        .target("user", user_id)
+        .detail("session", id)
+        .detail("risk", &a)
+        .security();
+    audit::record(app, &mut tx, &system, ev).await?;
+    tx.commit().await?;
+    Err(AppError::Unauthenticated)
 }
 
 /// Whether a session still lets its holder in: the secret matches, it is
@@ -396,6 +456,13 @@ pub async fn me(app: &App, token: &str, ctx: Context) -> Result<crate::users::Us
     if !ok {
         return Err(AppError::Unauthenticated);
     }
+    let s = (
+        row.user.org_id.as_str(),
+        row.user.id.as_str(),
+        id.as_str(),
+        row.mfa_level,
+    );
+    moved(app, &row.org_settings, s, row.seen_ip.as_deref(), &ctx).await?;
     if !policies.access.is_empty() {
         // Audited as the user (the organization's slug is not needed here).
         let caller = Caller {

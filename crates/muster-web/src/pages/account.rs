@@ -30,6 +30,7 @@ struct AccountPage {
     /// Signs in through the organization's IdP: no password to set here.
     sso: bool,
     mfa: muster_app::mfa::MfaStatus,
+    devices: Vec<muster_app::devices::DeviceView>,
     totp_allowed: bool,
     /// Email codes may be turned on (allowed, and not on yet).
     email_allowed: bool,
@@ -84,6 +85,10 @@ pub(super) async fn show(
             }
             _ => String::new(),
         };
+        let mut devices = muster_app::devices::mine(&s.app, caller).await?;
+        for d in &mut devices {
+            d.last_seen_at = readable(&d.last_seen_at);
+        }
         let mut mfa = muster_app::mfa::my_status(&s.app, caller).await?;
         for f in &mut mfa.factors {
             f.created_at = readable(&f.created_at);
@@ -103,6 +108,7 @@ pub(super) async fn show(
             needs_step_up: !mfa.factors.is_empty() && recent < 2,
             step_up_minutes: mfa.step_up_minutes,
             mfa,
+            devices,
             csrf: csrf.token.clone(),
             name: me.profile.display_name.clone().unwrap_or_default(),
             email: me.email,

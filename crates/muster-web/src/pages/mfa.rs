@@ -477,3 +477,30 @@ pub async fn step_up_email(
     )
     .await
 }
+
+pub async fn rename_device(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    let (caller, csrf) = account_post!(s, headers, ctx, f);
+    let input = muster_app::devices::Rename {
+        name: field(&f, "name"),
+    };
+    let r = muster_app::devices::rename(&s.app, &caller, &id, input).await;
+    outcome(&s, &caller, &csrf, r, "The device is renamed.").await
+}
+
+pub async fn forget_device(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    let (caller, csrf) = account_post!(s, headers, ctx, f);
+    let r = muster_app::devices::forget(&s.app, &caller, &id).await;
+    outcome(&s, &caller, &csrf, r, "The device is forgotten.").await
+}

@@ -66,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/mfa/{id}/remove", post(mfa::remove))
         .route("/account/step-up", post(mfa::step_up))
         .route("/account/step-up/email", post(mfa::step_up_email))
+        .route("/account/devices/{id}/rename", post(mfa::rename_device))
+        .route("/account/devices/{id}/forget", post(mfa::forget_device))
         .layer(axum::middleware::from_fn(page_headers))
         .route("/assets/muster.css", get(css))
 }

@@ -66,7 +66,10 @@ async fn network_rules_hold_at_sign_in_and_on_every_request(t: TestApp) {
     let policy = json!({"networks": {"allow": ["81.0.0.0/8", "2a01:4f8::/32"]}});
     let (s, b) = put_policy(&t, &owner, "81.2.2.2", "", policy).await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    // Requests minutes apart: rapid address changes would end the session
+    // (a risk signal) before the network rule is reached.
     let me = async |ip: &str, tok: &str| {
+        t.clock.advance(time::Duration::minutes(11));
         t.call_from((ip, MAC), "GET", "/api/v1/me", Some(tok), None)
             .await
     };
@@ -77,6 +80,8 @@ async fn network_rules_hold_at_sign_in_and_on_every_request(t: TestApp) {
     let (s, b) = me("9.9.9.9", &ann).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["type"], "urn:muster:problem:access-denied");
+    // (Spread out: rapid address changes would end the session first.)
+    t.clock.advance(time::Duration::minutes(11));
     let (s, _) = t
         .call_from(
             ("2a02::1", MAC),
@@ -195,6 +200,8 @@ async fn country_rules_use_the_geoip_database(mut t: TestApp) {
         login_from(&t, "203.0.113.5", MAC).await.0,
         StatusCode::FORBIDDEN
     );
+    // A day later: Berlin to San Francisco is travel, not a risk.
+    t.clock.advance(time::Duration::hours(24));
     assert_eq!(login_from(&t, "8.8.8.8", MAC).await.0, StatusCode::OK);
 }
 

@@ -36,6 +36,8 @@ async fn enrol_totp_and_sign_in_with_it_in_a_browser(t: TestApp) {
     wait_for_url(&b, "/account").await;
     b.wait_for("id=\"mfa-state\"").await;
     assert!(b.text("#mfa-state").await.starts_with("Off."));
+    // The browser got a device cookie at sign-in and is listed as this device.
+    assert!(b.text("#devices").await.contains("(this device)"));
     b.click("#add-totp").await;
     b.wait_for("id=\"totp-secret\"").await;
     // The QR code is inline SVG, nothing fetched from elsewhere.
@@ -61,6 +63,7 @@ async fn enrol_totp_and_sign_in_with_it_in_a_browser(t: TestApp) {
     wait_for_url(&b, "/account").await;
     b.wait_for("id=\"mfa-state\"").await;
     assert!(b.text("#mfa-state").await.starts_with("On."));
+    b.screenshot(&shot("account-security")).await;
     b.click("#sign-out").await;
     wait_for_url(&b, "/login?done=signed_out").await;
 

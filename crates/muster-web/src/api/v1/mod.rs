@@ -10,6 +10,7 @@ mod mfa;
 mod orgs;
 mod roles;
 mod scim;
+mod security;
 mod tokens;
 mod users;
 
@@ -90,6 +91,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::reset))
         .routes(routes!(mfa::get_policy, mfa::set_policy))
         .routes(routes!(mfa::get_access, mfa::set_access))
+        .routes(routes!(security::get_risk, security::set_risk))
+        .routes(routes!(security::my_devices))
+        .routes(routes!(security::rename_device, security::forget_device))
+        .routes(routes!(security::user_devices, security::clear_devices))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))

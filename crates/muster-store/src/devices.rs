@@ -1,0 +1,124 @@
+//! Devices and sign-in history (migration 0009): what the risk engine
+//! compares an attempt with, and what users see and forget.
+
+use crate::{Db, Result, Tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub secret_hash: String,
+    pub name: String,
+    pub os: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub last_ip: Option<String>,
+    pub last_country: Option<String>,
+}
+
+const COLS: &str =
+    "id, org_id, user_id, secret_hash, name, os, created_at, last_seen_at, last_ip, last_country";
+
+pub async fn find(db: &Db, user_id: &str, secret_hash: &str) -> Result<Option<DeviceRow>> {
+    let sql = format!("SELECT {COLS} FROM devices WHERE user_id = $1 AND secret_hash = $2");
+    Ok(on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id).bind(secret_hash).fetch_optional(c).await)?)
+}
+
+/// Records a sign-in from the device: a new row the first time, else its
+/// last use. Returns the device's id.
+pub async fn seen(tx: &mut Tx, d: &DeviceRow) -> Result<String> {
+    Ok(on_tx!(tx, c => sqlx::query_scalar(
+        "INSERT INTO devices (id, org_id, user_id, secret_hash, name, os, created_at, last_seen_at, last_ip, last_country) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (user_id, secret_hash) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+         last_ip = excluded.last_ip, last_country = excluded.last_country RETURNING id")
+        .bind(&d.id).bind(&d.org_id).bind(&d.user_id).bind(&d.secret_hash).bind(&d.name).bind(&d.os)
+        .bind(d.created_at).bind(d.last_seen_at).bind(&d.last_ip).bind(&d.last_country)
+        .fetch_one(c).await)?)
+}
+
+pub async fn list(db: &Db, user_id: &str) -> Result<Vec<DeviceRow>> {
+    let sql = format!(
+        "SELECT {COLS} FROM devices WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC"
+    );
+    Ok(on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(c).await)?)
+}
+
+pub async fn rename(tx: &mut Tx, user_id: &str, id: &str, name: &str) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query("UPDATE devices SET name = $3 WHERE user_id = $1 AND id = $2")
+        .bind(user_id).bind(id).bind(name).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn forget(tx: &mut Tx, user_id: &str, id: &str) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM devices WHERE user_id = $1 AND id = $2")
+        .bind(user_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Forgets every device of the user; returns how many there were.
+pub async fn clear(tx: &mut Tx, user_id: &str) -> Result<u64> {
+    Ok(
+        on_tx!(tx, c => sqlx::query("DELETE FROM devices WHERE user_id = $1")
+        .bind(user_id).execute(c).await.map(|r| r.rows_affected()))?,
+    )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SignInRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub country: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub device_id: Option<String>,
+}
+
+pub async fn insert_sign_in(tx: &mut Tx, s: &SignInRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO sign_ins (id, org_id, user_id, at, ip, country, latitude, longitude, device_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(&s.id).bind(&s.org_id).bind(&s.user_id).bind(s.at).bind(&s.ip).bind(&s.country)
+        .bind(s.latitude).bind(s.longitude).bind(&s.device_id)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The user's most recent successful sign-ins, newest first.
+pub async fn recent_sign_ins(db: &Db, user_id: &str, limit: i64) -> Result<Vec<SignInRow>> {
+    Ok(on_db!(db, c => sqlx::query_as(
+        "SELECT id, org_id, user_id, at, ip, country, latitude, longitude, device_id FROM sign_ins \
+         WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
+        .bind(user_id).bind(limit).fetch_all(c).await)?)
+}
+
+/// Notes that a session is used from `ip`, another address than its last:
+/// returns how many changes the current ten-minute window has seen.
+pub async fn session_moved(db: &Db, session_id: &str, ip: &str, now: i64) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let n: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
+        "UPDATE sessions SET \
+           ip_changes = CASE WHEN $3 - ip_window_at < 600000 THEN ip_changes + 1 ELSE 1 END, \
+           ip_window_at = CASE WHEN $3 - ip_window_at < 600000 THEN ip_window_at ELSE $3 END, \
+           last_ip = $2 \
+         WHERE id = $1 RETURNING ip_changes")
+        .bind(session_id).bind(ip).bind(now).fetch_optional(c).await)?;
+    tx.commit().await?;
+    Ok(n.unwrap_or(0))
+}
+
+pub async fn sign_in(db: &Db, id: &str) -> Result<Option<SignInRow>> {
+    Ok(on_db!(db, c => sqlx::query_as(
+        "SELECT id, org_id, user_id, at, ip, country, latitude, longitude, device_id FROM sign_ins WHERE id = $1")
+        .bind(id).fetch_optional(c).await)?)
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<DeviceRow>> {
+    let sql = format!("SELECT {COLS} FROM devices WHERE id = $1");
+    Ok(on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await)?)
+}

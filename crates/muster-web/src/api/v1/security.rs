@@ -1,0 +1,94 @@
+//! The risk policy and devices over the JSON API (issue 5 §4, §6): thin
+//! handlers over `muster_app::risk` and `muster_app::devices`.
+
+use crate::extract::{Auth, Json};
+use crate::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use muster_app::devices::{DeviceView, Rename};
+use muster_app::risk::RiskPolicy;
+
+/// How risk levels map to the assurance a sign-in needs, and the networks
+/// that count as high risk.
+#[utoipa::path(get, path = "/orgs/{org}/risk-policy", tag = "policies", params(("org" = String, Path)),
+    responses((status = 200, body = RiskPolicy)))]
+pub async fn get_risk(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<RiskPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::signin::get_policy(&s.app, &c, &org, "risk").await?,
+    ))
+}
+
+#[utoipa::path(put, path = "/orgs/{org}/risk-policy", tag = "policies", params(("org" = String, Path)), request_body = RiskPolicy,
+    responses((status = 200, body = RiskPolicy), (status = 422, body = crate::error::Problem)))]
+pub async fn set_risk(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+    Json(b): Json<RiskPolicy>,
+) -> Result<Json<RiskPolicy>, ApiError> {
+    Ok(Json(
+        muster_app::risk::set_policy(&s.app, &c, &org, b).await?,
+    ))
+}
+
+/// The signed-in user's devices; `current` marks this one.
+#[utoipa::path(get, path = "/me/devices", tag = "me", responses((status = 200, body = Vec<DeviceView>)))]
+pub async fn my_devices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    Ok(Json(muster_app::devices::mine(&s.app, &c).await?))
+}
+
+#[utoipa::path(patch, path = "/me/devices/{id}", tag = "me", params(("id" = String, Path)), request_body = Rename,
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn rename_device(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Json(b): Json<Rename>,
+) -> Result<StatusCode, ApiError> {
+    muster_app::devices::rename(&s.app, &c, &id, b).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forgets a device: its next sign-in is from an unknown device.
+#[utoipa::path(delete, path = "/me/devices/{id}", tag = "me", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn forget_device(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    muster_app::devices::forget(&s.app, &c, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's devices, for an admin.
+#[utoipa::path(get, path = "/orgs/{org}/users/{id}/devices", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Vec<DeviceView>), (status = 404, body = crate::error::Problem)))]
+pub async fn user_devices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    Ok(Json(
+        muster_app::devices::of_user(&s.app, &c, &org, &id).await?,
+    ))
+}
+
+/// Clears a user's trusted devices.
+#[utoipa::path(delete, path = "/orgs/{org}/users/{id}/devices", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn clear_devices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    muster_app::devices::clear(&s.app, &c, &org, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,335 @@
+//! Issue 5 §4 and §6: risk-based sign-in (unknown device, new country,
+//! impossible travel from a real MaxMind-format city database, denylisted
+//! networks, rapid address changes within a session) mapped to assurance by
+//! the risk policy; devices remembered by their cookie, announced by email,
+//! renamed, forgotten and cleared.
+
+use crate::signin::PW;
+use crate::{TestApp, both, json};
+use axum::http::StatusCode;
+use muster_testkit::geoip;
+use muster_testkit::smtp::SmtpSink;
+use serde_json::Value;
+
+const MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari/605.1.15";
+
+fn city_db() -> Vec<u8> {
+    geoip::build(&[
+        ("81.0.0.0/8", "DE", Some((52.52, 13.40))),
+        ("8.0.0.0/8", "US", Some((37.77, -122.42))),
+        ("203.0.113.0/24", "FR", Some((48.86, 2.35))),
+    ])
+}
+
+/// Signs Ann in from `ip` with the browser's device cookie (none: a new
+/// browser): (status, body, the device cookie the browser holds after).
+async fn sign_in(
+    t: &TestApp,
+    ip: &str,
+    device: Option<&str>,
+) -> (StatusCode, Value, Option<String>) {
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    let mut b = axum::http::Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("user-agent", MAC)
+        .extension(axum::extract::ConnectInfo(addr));
+    if let Some(d) = device {
+        b = b.header("cookie", format!("muster_device={d}"));
+    }
+    let req = b
+        .body(axum::body::Body::from(
+            json!({"email": "ann@acme.example", "password": PW, "org": "acme"}).to_string(),
+        ))
+        .unwrap();
+    let (s, h, v) = t.send_full(req).await;
+    let minted = h
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("muster_device="))
+        .map(|c| c.split(';').next().unwrap().to_owned());
+    (s, v, minted.or(device.map(str::to_owned)))
+}
+
+async fn setup(t: &TestApp) -> (String, String) {
+    let owner = t.org_with_owner("acme").await;
+    let (id, _) = t
+        .user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    (owner, id)
+}
+
+fn last_login_risk(v: &Value) -> &Value {
+    &v["changes"]["risk"]
+}
+
+async fn audit(t: &TestApp, owner: &str, action: &str) -> Vec<Value> {
+    let (s, b) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/audit-events?action={action}"),
+            Some(owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["items"]
+        .as_array()
+        .or(b.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn a_new_device_is_remembered_announced_and_forgettable(t: TestApp) {
+    let sink = SmtpSink::start().await;
+    let (owner, ann_id) = setup(&t).await;
+    let (s, b, laptop) = sign_in(&t, "81.1.1.1", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let laptop = laptop.expect("a device cookie");
+    assert!(laptop.starts_with("msd_"));
+    // The same browser again: known, nothing to announce.
+    let (s, b, _) = sign_in(&t, "81.1.1.1", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let session = b["session_token"].as_str().unwrap().to_owned();
+    t.deliver_mail(&sink).await;
+    assert_eq!(crate::signin::emails_to(&sink, "ann@acme.example"), 0);
+    // A new browser: remembered, and its owner is told.
+    let (s, _, phone) = sign_in(&t, "81.1.1.1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let phone = phone.unwrap();
+    assert_ne!(phone, laptop);
+    t.deliver_mail(&sink).await;
+    let mail = sink
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.header("subject")
+                .is_some_and(|s| s.contains("New sign-in"))
+        })
+        .expect("a new-device email");
+    assert!(
+        mail.text().contains("Safari on macOS, from 81.1.1.1"),
+        "{}",
+        mail.text()
+    );
+    // A forged device cookie is just an unknown device.
+    let (s, _, _) = sign_in(&t, "81.1.1.1", Some(&crate::forge(&laptop))).await;
+    assert_eq!(s, StatusCode::OK);
+    let logins = audit(&t, &owner, "auth.login").await;
+    let unknown = logins
+        .iter()
+        .filter(|e| {
+            last_login_risk(e)["reasons"]
+                .to_string()
+                .contains("unknown_device")
+        })
+        .count();
+    assert_eq!(unknown, 2, "the phone and the forgery: {logins:?}");
+
+    // The user sees, renames and forgets devices; the stored secret is a hash.
+    let devices = async |tok: &str| {
+        let (s, _, b) = t
+            .call_with(
+                "GET",
+                "/api/v1/me/devices",
+                &[
+                    ("authorization", &format!("Bearer {tok}")),
+                    ("cookie", &format!("muster_device={laptop}")),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b.as_array().unwrap().clone()
+    };
+    let list = devices(&session).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert_eq!(list.iter().filter(|d| d["current"] == true).count(), 1);
+    assert_eq!(
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM devices WHERE secret_hash LIKE '%{}%'",
+            &laptop[4..20]
+        ))
+        .await,
+        0
+    );
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/me/devices/{id}"),
+            Some(&session),
+            Some(json!({"name": "Work laptop"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/me/devices/{id}"),
+            Some(&session),
+            Some(json!({"name": ""})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        devices(&session)
+            .await
+            .iter()
+            .any(|d| d["name"] == "Work laptop")
+    );
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/devices/{id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(devices(&session).await.len(), 2);
+    // Another user's device is not found.
+    let (_, bob) = t
+        .user_with_token("acme", "bob@acme.example", &["member"])
+        .await;
+    let other = devices(&session).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/devices/{other}"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // An admin sees them and clears them all.
+    let (s, b) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/users/{ann_id}/devices"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b.as_array().unwrap().len(), 2);
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/acme/users/{ann_id}/devices"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(devices(&session).await.len(), 0);
+    assert_eq!(audit(&t, &owner, "device.cleared").await.len(), 1);
+}
+
+async fn risk_levels_follow_the_policy(mut t: TestApp) {
+    t.with_geoip(city_db());
+    let (owner, _) = setup(&t).await;
+    let (s, _, laptop) = sign_in(&t, "81.1.1.1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let laptop = laptop.unwrap();
+    // An hour later from San Francisco: faster than any plane → high → refused.
+    t.clock.advance(time::Duration::hours(1));
+    let (s, b, _) = sign_in(&t, "8.8.8.8", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["type"], "urn:muster:problem:sign-in-denied");
+    let failed = audit(&t, &owner, "auth.login_failed").await;
+    let risk = failed[0]["changes"]["risk"].clone();
+    assert_eq!(risk["level"], "high", "{failed:?}");
+    assert!(
+        risk["reasons"].to_string().contains("impossible_travel"),
+        "{risk}"
+    );
+    // Half a day later, Paris: a new country → medium → a second factor,
+    // enrolled now since Ann has none.
+    t.clock.advance(time::Duration::hours(12));
+    let (s, b, _) = sign_in(&t, "203.0.113.5", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["mfa_required"], true, "{b}");
+    assert_eq!(b["enrolment_required"], true);
+    // The organization decides medium is fine with a password.
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/api/v1/orgs/acme/risk-policy",
+            Some(&owner),
+            Some(json!({"medium": "l1", "deny_networks": ["198.51.100.0/24"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b, _) = sign_in(&t, "203.0.113.5", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b["session_token"].is_string(), "{b}");
+    // A denylisted network is high on its own.
+    let (s, _, _) = sign_in(&t, "198.51.100.7", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Contradictions and bad entries are refused; nothing changes.
+    for bad in [
+        json!({"low": "l2", "medium": "l1"}),
+        json!({"high": "l1"}),
+        json!({"deny_networks": ["nope"]}),
+        json!({"medium": "maybe"}),
+    ] {
+        let (s, b) = t
+            .call(
+                "PUT",
+                "/api/v1/orgs/acme/risk-policy",
+                Some(&owner),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {b}");
+    }
+    let (_, p) = t
+        .call("GET", "/api/v1/orgs/acme/risk-policy", Some(&owner), None)
+        .await;
+    assert_eq!(p["medium"], "l1");
+}
+
+async fn rapid_address_changes_end_a_session(t: TestApp) {
+    let (owner, _) = setup(&t).await;
+    let (s, b, _) = sign_in(&t, "81.1.1.1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let session = b["session_token"].as_str().unwrap().to_owned();
+    let me = async |ip: &str| {
+        t.call_from((ip, MAC), "GET", "/api/v1/me", Some(&session), None)
+            .await
+            .0
+    };
+    assert_eq!(me("81.1.1.1").await, StatusCode::OK);
+    assert_eq!(me("81.1.1.2").await, StatusCode::OK);
+    assert_eq!(me("81.1.1.3").await, StatusCode::OK);
+    // The third change within ten minutes: high risk, and the session ends.
+    assert_eq!(me("81.1.1.4").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me("81.1.1.4").await, StatusCode::UNAUTHORIZED);
+    let ended = audit(&t, &owner, "session.ended_by_risk").await;
+    assert_eq!(ended.len(), 1);
+    assert!(
+        ended[0]["changes"]["risk"]["reasons"]
+            .to_string()
+            .contains("rapid_ip_changes")
+    );
+    // Changes spread out over time are travel, not a hijack.
+    let (_, b, _) = sign_in(&t, "81.1.1.1", None).await;
+    let calm = b["session_token"].as_str().unwrap().to_owned();
+    for ip in ["81.2.0.1", "81.2.0.2", "81.2.0.3", "81.2.0.4"] {
+        t.clock.advance(time::Duration::minutes(11));
+        let (s, _) = t
+            .call_from((ip, MAC), "GET", "/api/v1/me", Some(&calm), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{ip}");
+    }
+}
+
+both!(
+    a_new_device_is_remembered_announced_and_forgettable,
+    risk_levels_follow_the_policy,
+    rapid_address_changes_end_a_session,
+);
