@@ -138,13 +138,9 @@ pub fn device_hash(ctx: &Context) -> Option<String> {
     Some(secrets::hash_secret(t))
 }
 
-/// Gathers the signals of a sign-in by `user` and evaluates them.
-pub(crate) async fn evaluate(
-    app: &App,
-    org: &OrgRow,
-    user: &UserRow,
-    ctx: &Context,
-) -> Result<Attempt> {
+/// Gathers the signals of a sign-in by `user` and evaluates them (public
+/// for the benchmark; sign-ins call it through `mfa::challenge::enter`).
+pub async fn evaluate(app: &App, org: &OrgRow, user: &UserRow, ctx: &Context) -> Result<Attempt> {
     let policy: RiskPolicy = setting(org, "risk");
     let hash = device_hash(ctx);
     let known_device = match &hash {
