@@ -53,6 +53,9 @@ pub struct App {
     pub google: Option<Arc<federation::ClientConfig>>,
     /// The GeoIP database, when configured (`MUSTER_GEOIP_DB`).
     pub geo: Option<Arc<geo::Geo>>,
+    /// The WebAuthn relying party for passkeys, once the public URL is known
+    /// (`with_public_url`).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Organizations' policies, compiled once per settings text (`guard`).
     pub policies: Arc<guard::PolicyCache>,
     sealer: Arc<tokio::sync::Notify>,
@@ -82,6 +85,7 @@ impl App {
             oidc: Arc::default(),
             google: None,
             geo: None,
+            webauthn: None,
             policies: Arc::default(),
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
@@ -101,6 +105,22 @@ impl App {
     /// Turns Google sign-in on.
     pub fn with_google(mut self, google: federation::ClientConfig) -> Self {
         self.google = Some(Arc::new(google));
+        self
+    }
+
+    /// Passkeys for the site at `public_url`: its host is the WebAuthn
+    /// relying party id, and it is the one origin accepted (W3C WebAuthn
+    /// §5.1.3, §7.1 steps 9–10). A URL WebAuthn cannot use leaves passkeys off.
+    pub fn with_public_url(mut self, public_url: &str) -> Self {
+        self.webauthn = url::Url::parse(public_url).ok().and_then(|origin| {
+            let host = origin.host_str()?.to_owned();
+            webauthn_rs::WebauthnBuilder::new(&host, &origin)
+                .ok()?
+                .rp_name("Muster")
+                .build()
+                .ok()
+                .map(Arc::new)
+        });
         self
     }
 

@@ -17,6 +17,9 @@ const VERSION: &str = "v1.";
 
 pub struct ServerKey {
     key: LessSafeKey,
+    /// For values that must be stable and unguessable (not secret-bearing):
+    /// a key derived from the same bytes, never used for sealing.
+    mac: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for ServerKey {
@@ -30,9 +33,22 @@ impl ServerKey {
         // AES-256 takes any 32 bytes: the only error is a wrong length.
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).unwrap_or_else(|_| unreachable_key_length());
+        let derived = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
+            b"muster mac key",
+        );
         Self {
             key: LessSafeKey::new(unbound),
+            mac: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref()),
         }
+    }
+
+    /// HMAC-SHA-256 of `data` under `context`: the same input always gives
+    /// the same bytes, which no one without the server key can compute.
+    pub fn mac(&self, context: &str, data: &str) -> Vec<u8> {
+        aws_lc_rs::hmac::sign(&self.mac, format!("{context}\0{data}").as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// A key that lives as long as the process (tests, and the CLI's

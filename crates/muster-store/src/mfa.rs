@@ -16,16 +16,18 @@ pub struct FactorRow {
     pub created_at: i64,
     pub confirmed_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// A passkey's credential id (base64url).
+    pub credential_id: Option<String>,
 }
 
-const FACTOR_COLS: &str = "id, org_id, user_id, kind, name, secret_sealed, last_step, created_at, confirmed_at, last_used_at";
+const FACTOR_COLS: &str = "id, org_id, user_id, kind, name, secret_sealed, last_step, created_at, confirmed_at, last_used_at, credential_id";
 
 pub async fn insert_factor(tx: &mut Tx, f: &FactorRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO mfa_factors (id, org_id, user_id, kind, name, secret_sealed, last_step, created_at, confirmed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        "INSERT INTO mfa_factors (id, org_id, user_id, kind, name, secret_sealed, last_step, created_at, confirmed_at, credential_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(&f.id).bind(&f.org_id).bind(&f.user_id).bind(&f.kind).bind(&f.name)
-        .bind(&f.secret_sealed).bind(f.last_step).bind(f.created_at).bind(f.confirmed_at)
+        .bind(&f.secret_sealed).bind(f.last_step).bind(f.created_at).bind(f.confirmed_at).bind(&f.credential_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -195,4 +197,64 @@ pub async fn standing(db: &Db, org_id: &str, user_id: &str) -> Result<(String, S
     );
     Ok(on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id).bind(org_id).fetch_one(c).await)?)
+}
+
+/// Stores a passkey's updated state (its signature counter) after a use.
+pub async fn passkey_used(tx: &mut Tx, id: &str, sealed: &str, now: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE mfa_factors SET secret_sealed = $2, last_used_at = $3 WHERE id = $1")
+        .bind(id).bind(sealed).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Whether any account holds this credential id already.
+pub async fn credential_taken(db: &Db, credential_id: &str) -> Result<bool> {
+    let n: i64 = on_db!(db, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mfa_factors WHERE credential_id = $1")
+        .bind(credential_id).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CeremonyRow {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: Option<String>,
+    /// `register`, `mfa`, `step_up` or `discover`.
+    pub kind: String,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub spent_at: Option<i64>,
+}
+
+pub async fn insert_ceremony(tx: &mut Tx, r: &CeremonyRow) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO webauthn_states (id, org_id, user_id, kind, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&r.id).bind(&r.org_id).bind(&r.user_id).bind(&r.kind).bind(&r.state)
+        .bind(r.created_at).bind(r.expires_at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Takes a ceremony's state, once: `None` when unknown, of another kind,
+/// spent or expired. (Spent at once, so an answer is never checked twice.)
+pub async fn take_ceremony(db: &Db, id: &str, kind: &str, now: i64) -> Result<Option<CeremonyRow>> {
+    let mut tx = db.begin().await?;
+    let row = take_ceremony_in(&mut tx, id, kind, now).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// `take_ceremony` in the caller's transaction.
+pub async fn take_ceremony_in(
+    tx: &mut Tx,
+    id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<Option<CeremonyRow>> {
+    let row: Option<CeremonyRow> = on_tx!(tx, c => sqlx::query_as(
+        "UPDATE webauthn_states SET spent_at = $3 WHERE id = $1 AND kind = $2 AND spent_at IS NULL AND expires_at > $3 \
+         RETURNING id, org_id, user_id, kind, state, created_at, expires_at, spent_at")
+        .bind(id).bind(kind).bind(now).fetch_optional(c).await)?;
+    Ok(row)
 }

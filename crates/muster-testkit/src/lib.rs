@@ -77,6 +77,7 @@ impl TestApp {
             .await
             .expect("open the test database");
         let public_url = "http://muster.test".to_owned();
+        let app = app.with_public_url(&public_url);
         Self {
             router: router_for(&app, &public_url, &[]),
             app,
@@ -98,6 +99,14 @@ impl TestApp {
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned().into(),
             });
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
+    /// Serves as if at `url` (`MUSTER_PUBLIC_URL`): links, cookies and the
+    /// WebAuthn relying party follow it. Passkeys need https (or localhost).
+    pub fn with_public_url(&mut self, url: &str) {
+        self.public_url = url.to_owned();
+        self.app = self.app.clone().with_public_url(url);
         self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
     }
 
@@ -156,6 +165,7 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         self.public_url = base.clone();
+        self.app = self.app.clone().with_public_url(&base);
         self.router = router_for(&self.app, &base, &self.trusted_proxies);
         let router = self.router.clone();
         tokio::spawn(async move {

@@ -48,7 +48,7 @@ pub struct DeviceCookie(pub String);
 
 /// Where a sign-in can finish: a browser without a device cookie gets one
 /// there, so that its next sign-in is from a known device.
-const SIGN_IN_PATHS: [&str; 8] = [
+const SIGN_IN_PATHS: [&str; 9] = [
     "/login",
     "/mfa",
     "/auth/oidc/callback",
@@ -57,6 +57,7 @@ const SIGN_IN_PATHS: [&str; 8] = [
     "/api/v1/auth/login",
     "/api/v1/auth/mfa",
     "/api/v1/auth/accept-invitation",
+    "/api/v1/auth/passkey/finish",
 ];
 
 pub async fn middleware(State(s): State<AppState>, mut req: Request, next: Next) -> Response {

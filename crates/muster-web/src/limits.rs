@@ -64,6 +64,7 @@ fn limited(method: &Method, path: &str) -> bool {
         "/api/v1/auth/resend-verification",
         "/api/v1/auth/password-reset",
         "/api/v1/auth/federated/start",
+        "/api/v1/auth/passkey/start",
         "/signup",
         "/signup/business",
         "/verify-email/resend",

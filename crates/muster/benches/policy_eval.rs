@@ -79,16 +79,10 @@ async fn run(requests: usize, rounds: usize) {
     let inside: Vec<String> = allow
         .iter()
         .filter(|a| !a.contains(':'))
-        .map(|a| {
-            a.replace(".0.0/", ".0.0/")
-                .split('/')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|a| a.split('/').next().unwrap().to_owned())
         .collect();
     let firsts: Vec<String> = inside.iter().map(|a| format!("{a}/24")).collect();
-    let mut entries: Vec<(&str, &str, Option<(f64, f64)>)> = nets
+    let mut entries: Vec<muster_testkit::geoip::Entry<'_>> = nets
         .iter()
         .enumerate()
         .map(|(i, n)| {
@@ -128,9 +122,9 @@ async fn run(requests: usize, rounds: usize) {
             Context {
                 ip: Some(if i % 2 == 0 {
                     format!(
-                        "{}.{}",
+                        "{}.0.{}",
                         base.rsplit_once('.').unwrap().0.rsplit_once('.').unwrap().0,
-                        format!("0.{}", 1 + i % 200)
+                        1 + i % 200
                     )
                 } else if i % 8 == 1 {
                     format!("2001:db8:{:x}::1", spread(i) & 0xffff)

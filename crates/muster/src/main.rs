@@ -205,7 +205,8 @@ async fn open(s: &Settings) -> anyhow::Result<App> {
     let app = App::open(&s.database_url, &opts, Arc::new(SystemClock))
         .await
         .context("cannot open the database")?
-        .with_server_key(key);
+        .with_server_key(key)
+        .with_public_url(s.public_url.as_str());
     let app = match &s.google {
         Some(g) => app.with_google(g.clone()),
         None => app,

@@ -61,22 +61,28 @@ pub(crate) async fn enter(
         return Err(AppError::AccessDenied(r.explain()));
     }
     let attempt = crate::risk::evaluate(app, org, user, &ctx).await?;
-    if matches!(attempt.required, Required::Deny | Required::L3) {
+    let p = rules.mfa.clone();
+    let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
+    let has_passkey = p.allows(Method::Passkey)
+        && factors
+            .iter()
+            .any(|f| f.kind == "passkey" && f.confirmed_at.is_some());
+    let needs_passkey = attempt.required == Required::L3;
+    if attempt.required == Required::Deny || (needs_passkey && !has_passkey) {
         return Err(risk_refusal(app, org, user, &ctx, &attempt).await?);
     }
-    let p = rules.mfa.clone();
     if p.mode == super::MfaMode::Off {
         // With MFA off nothing can prove more than L1, whatever the risk.
         let s = open_session(app, org, user, keys, ctx, proof(first, 1, Some(&attempt))).await?;
         return Ok(Entry::SignedIn(Box::new(s)));
     }
-    let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
     let mut methods: Vec<String> = Vec::new();
-    for m in [Method::Totp, Method::Email] {
+    for m in [Method::Totp, Method::Email, Method::Passkey] {
         let has = factors
             .iter()
             .any(|f| f.kind == m.as_str() && f.confirmed_at.is_some());
-        if has && p.allows(m) {
+        // A risk that asks for L3 leaves only the passkey.
+        if has && p.allows(m) && (!needs_passkey || m == Method::Passkey) {
             methods.push(m.as_str().into());
         }
     }
@@ -91,10 +97,17 @@ pub(crate) async fn enter(
                 open_session(app, org, user, keys, ctx, proof(first, 1, Some(&attempt))).await?;
             return Ok(Entry::SignedIn(Box::new(s)));
         }
-        methods = p.methods.iter().map(|m| m.as_str().to_owned()).collect();
-    } else if !muster_store::mfa::recovery_left(&app.db, &user.id)
-        .await?
-        .is_empty()
+        // Passkeys are registered from a session, not during sign-in.
+        methods = p
+            .methods
+            .iter()
+            .filter(|m| **m != Method::Passkey)
+            .map(|m| m.as_str().to_owned())
+            .collect();
+    } else if !needs_passkey
+        && !muster_store::mfa::recovery_left(&app.db, &user.id)
+            .await?
+            .is_empty()
     {
         methods.push("recovery".into());
     }
@@ -274,11 +287,52 @@ pub async fn enrol(app: &App, input: EnrolInput) -> Result<Option<TotpSetup>> {
             prove::send_code(app, &org.id, &user.id).await?;
             Ok(None)
         }
+        Offered::Factor(Method::Passkey) => Err(AppError::invalid(
+            "method",
+            "a passkey is added from your account once signed in; enrol totp or email now",
+        )),
         Offered::Recovery => Err(AppError::invalid(
             "method",
             "recovery codes come with your first factor; enrol totp or email",
         )),
     }
+}
+
+/// Options to answer the challenge with one of the user's passkeys.
+pub async fn passkey_options(app: &App, input: ChallengeRef) -> Result<super::passkeys::Ceremony> {
+    let (_, org, user) = open(app, &input.challenge_id).await?;
+    super::passkeys::options_for(app, &org.id, &user.id, "mfa").await
+}
+
+/// After a passwordless sign-in with a passkey (both factors at once): the
+/// access policy and the risk policy decide as for any sign-in, and the
+/// session is L3 — the most any risk level asks.
+pub(crate) async fn enter_with_passkey(
+    app: &App,
+    org: &OrgRow,
+    user: &UserRow,
+    ctx: Context,
+) -> Result<Entry> {
+    let rules = app.policies.get(&org.id, &org.settings);
+    if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
+        let why = format!("access policy ({})", r.as_str());
+        crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
+        return Err(AppError::AccessDenied(r.explain()));
+    }
+    let attempt = crate::risk::evaluate(app, org, user, &ctx).await?;
+    if attempt.required == Required::Deny {
+        return Err(risk_refusal(app, org, user, &ctx, &attempt).await?);
+    }
+    let s = open_session(
+        app,
+        org,
+        user,
+        None,
+        ctx,
+        proof("passkey", 3, Some(&attempt)),
+    )
+    .await?;
+    Ok(Entry::SignedIn(Box::new(s)))
 }
 
 /// Emails a code for this challenge (at most once a minute).
@@ -300,9 +354,18 @@ pub async fn email_code(app: &App, input: ChallengeRef) -> Result<()> {
 #[serde(deny_unknown_fields)]
 pub struct MfaInput {
     pub challenge_id: String,
-    /// `totp`, `email` or `recovery`.
+    /// `totp`, `email`, `recovery` or `passkey`.
     pub method: String,
+    /// The code (not for a passkey).
+    #[serde(default)]
     pub code: String,
+    /// With `passkey`: the ceremony from `POST /auth/mfa/passkey`.
+    #[serde(default)]
+    pub ceremony_id: Option<String>,
+    /// With `passkey`: what `navigator.credentials.get()` answered.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub assertion: Option<serde_json::Value>,
 }
 
 /// A session, and the recovery codes when this sign-in enrolled the first factor.
@@ -330,16 +393,30 @@ pub async fn complete(app: &App, input: MfaInput, ctx: Context) -> Result<Comple
         return Err(bad_code());
     }
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
+    let passkey = offered == Offered::Factor(Method::Passkey);
+    let attempt = row
+        .risk
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Attempt>(r).ok())
+        .map(|a| Attempt {
+            device_hash: row.device_hash.clone(),
+            ..a
+        });
+    if attempt.as_ref().is_some_and(|a| a.required == Required::L3) && !passkey {
+        return Err(AppError::invalid(
+            "method",
+            "this sign-in needs your passkey",
+        ));
+    }
     let now = app.now_ms();
     let mut tx = app.db.begin().await?;
+    let answer = prove::Answer {
+        code: &input.code,
+        ceremony_id: input.ceremony_id.as_deref(),
+        assertion: input.assertion.as_ref(),
+    };
     let ok = prove_in(
-        app,
-        &mut tx,
-        &user.id,
-        &factors,
-        offered,
-        &input.code,
-        pending,
+        app, &mut tx, &user.id, &factors, offered, answer, pending, "mfa",
     )
     .await?;
     if !ok {
@@ -377,21 +454,14 @@ pub async fn complete(app: &App, input: MfaInput, ctx: Context) -> Result<Comple
     };
     tx.commit().await?;
     let method = format!("{}+{}", row.first_method, offered.as_str());
-    let attempt = row
-        .risk
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<Attempt>(r).ok())
-        .map(|a| Attempt {
-            device_hash: row.device_hash.clone(),
-            ..a
-        });
+    let level = if passkey { 3 } else { 2 };
     let signed = open_session(
         app,
         &org,
         &user,
         None,
         ctx,
-        proof(&method, 2, attempt.as_ref()),
+        proof(&method, level, attempt.as_ref()),
     )
     .await?;
     Ok(Completed {

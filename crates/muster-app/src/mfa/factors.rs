@@ -66,6 +66,7 @@ pub(crate) async fn new_totp(
         created_at: app.now_ms(),
         confirmed_at: None,
         last_used_at: None,
+        credential_id: None,
     };
     let mut tx = app.db.begin().await?;
     // Only the newest unfinished enrolment stays.
@@ -81,7 +82,7 @@ pub(crate) async fn new_totp(
     })
 }
 
-fn factor_name(name: Option<&str>, default: &str) -> Result<String> {
+pub(crate) fn factor_name(name: Option<&str>, default: &str) -> Result<String> {
     let name = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -195,6 +196,7 @@ pub(crate) async fn email_factor(
         created_at: now,
         confirmed_at: confirmed.then_some(now),
         last_used_at: None,
+        credential_id: None,
     };
     muster_store::mfa::insert_factor(tx, &row).await?;
     Ok(id)

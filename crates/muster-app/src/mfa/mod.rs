@@ -6,6 +6,7 @@
 
 pub mod challenge;
 mod factors;
+pub mod passkeys;
 mod prove;
 pub mod totp;
 
@@ -15,7 +16,7 @@ pub use factors::{
     remove, reset, start_totp,
 };
 pub(crate) use factors::{email_factor, first_factor_codes, new_totp, recovery_hash};
-pub use prove::{StepUpInput, step_up, step_up_email};
+pub use prove::{StepUpInput, step_up, step_up_email, step_up_passkey};
 
 use crate::paging::rfc3339;
 use crate::{App, AppError, Caller, Principal, Result};
@@ -46,6 +47,7 @@ pub enum MfaMode {
 pub enum Method {
     Totp,
     Email,
+    Passkey,
 }
 
 impl Method {
@@ -53,6 +55,7 @@ impl Method {
         match self {
             Self::Totp => "totp",
             Self::Email => "email",
+            Self::Passkey => "passkey",
         }
     }
 }
@@ -75,7 +78,7 @@ impl Default for MfaPolicy {
         Self {
             mode: MfaMode::Optional,
             groups: Vec::new(),
-            methods: vec![Method::Totp, Method::Email],
+            methods: vec![Method::Totp, Method::Email, Method::Passkey],
             step_up_minutes: 15,
         }
     }
@@ -189,6 +192,7 @@ fn view(f: &FactorRow) -> Option<FactorView> {
     let kind = match f.kind.as_str() {
         "totp" => Method::Totp,
         "email" => Method::Email,
+        "passkey" => Method::Passkey,
         _ => return None,
     };
     f.confirmed_at?;

@@ -28,15 +28,24 @@ pub(crate) enum Offered {
     Recovery,
 }
 
+/// What answers: a code, or a passkey's answer to a ceremony.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Answer<'a> {
+    pub code: &'a str,
+    pub ceremony_id: Option<&'a str>,
+    pub assertion: Option<&'a serde_json::Value>,
+}
+
 impl Offered {
     pub(crate) fn parse(s: &str) -> Result<Self> {
         match s {
             "totp" => Ok(Self::Factor(Method::Totp)),
             "email" => Ok(Self::Factor(Method::Email)),
+            "passkey" => Ok(Self::Factor(Method::Passkey)),
             "recovery" | "recovery_code" => Ok(Self::Recovery),
             _ => Err(AppError::invalid(
                 "method",
-                "use one of: totp, email, recovery",
+                "use one of: totp, email, passkey, recovery",
             )),
         }
     }
@@ -112,16 +121,19 @@ async fn recovery_in(app: &App, tx: &mut Tx, user_id: &str, code: &str, now: i64
 /// unconfirmed factor of that method prove itself (enrolment at sign-in):
 /// it is confirmed by the same write. Returns whether it held; either way
 /// the caller commits (a failure's count is written in `tx`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn prove_in(
     app: &App,
     tx: &mut Tx,
     user_id: &str,
     factors: &[FactorRow],
     offered: Offered,
-    code: &str,
+    answer: Answer<'_>,
     pending: bool,
+    ceremony_kind: &str,
 ) -> Result<bool> {
     let now = app.now_ms();
+    let code = answer.code;
     let usable = |f: &&FactorRow| f.confirmed_at.is_some() || pending;
     match offered {
         Offered::Recovery => recovery_in(app, tx, user_id, code, now).await,
@@ -138,6 +150,18 @@ pub(crate) async fn prove_in(
                 }
             }
             Ok(false)
+        }
+        Offered::Factor(Method::Passkey) => {
+            super::passkeys::prove_in(
+                app,
+                tx,
+                user_id,
+                factors,
+                ceremony_kind,
+                answer.ceremony_id,
+                answer.assertion,
+            )
+            .await
         }
         Offered::Factor(Method::Email) => {
             let Some(f) = factors.iter().filter(|f| f.kind == "email").find(usable) else {
@@ -208,9 +232,18 @@ pub(crate) async fn throttled(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpInput {
-    /// `totp`, `email` or `recovery`.
+    /// `totp`, `email`, `recovery` or `passkey`.
     pub method: String,
+    /// The code (not for a passkey).
+    #[serde(default)]
     pub code: String,
+    /// With `passkey`: the ceremony from `POST /me/step-up/passkey`.
+    #[serde(default)]
+    pub ceremony_id: Option<String>,
+    /// With `passkey`: what `navigator.credentials.get()` answered.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub assertion: Option<serde_json::Value>,
 }
 
 /// Proves a second factor again from a signed-in session: the session is L2
@@ -232,13 +265,27 @@ pub async fn step_up(app: &App, caller: &Caller, input: StepUpInput) -> Result<(
         ));
     }
     let mut tx = app.db.begin().await?;
-    if !prove_in(app, &mut tx, user_id, &factors, offered, &input.code, false).await? {
+    let answer = Answer {
+        code: &input.code,
+        ceremony_id: input.ceremony_id.as_deref(),
+        assertion: input.assertion.as_ref(),
+    };
+    if !prove_in(
+        app, &mut tx, user_id, &factors, offered, answer, false, "step_up",
+    )
+    .await?
+    {
         tx.commit().await?;
         wrong_code_audit(app, caller, &format!("step-up ({})", offered.as_str())).await?;
         count_failure(app, &org, &user, &caller.ctx).await?;
         return Err(bad_code());
     }
-    muster_store::mfa::raise_session(&mut tx, &s.id, 2, app.now_ms()).await?;
+    let level = if offered == Offered::Factor(Method::Passkey) {
+        3
+    } else {
+        2
+    };
+    muster_store::mfa::raise_session(&mut tx, &s.id, level, app.now_ms()).await?;
     let ev = Event::new(org_id, "auth.step_up")
         .target("user", user_id)
         .detail("session", &s.id)
@@ -246,6 +293,12 @@ pub async fn step_up(app: &App, caller: &Caller, input: StepUpInput) -> Result<(
     audit::record(app, &mut tx, caller, ev).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Options to step up with one of the caller's passkeys.
+pub async fn step_up_passkey(app: &App, caller: &Caller) -> Result<super::passkeys::Ceremony> {
+    let (org_id, user_id, _) = own(caller)?;
+    super::passkeys::options_for(app, org_id, user_id, "step_up").await
 }
 
 /// Emails a code for a step-up (at most one a minute).

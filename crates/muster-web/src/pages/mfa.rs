@@ -21,6 +21,16 @@ fn field(f: &Fields, k: &str) -> String {
     f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default()
 }
 
+/// A passkey's answer as the page's script posts it: the ceremony and the
+/// credential, JSON in a hidden field.
+fn passkey_answer(f: &Fields) -> (Option<String>, Option<serde_json::Value>) {
+    (
+        f.get("ceremony_id").filter(|c| !c.is_empty()).cloned(),
+        f.get("assertion")
+            .and_then(|a| serde_json::from_str(a).ok()),
+    )
+}
+
 #[derive(askama::Template)]
 #[template(path = "mfa.html")]
 struct MfaPage {
@@ -148,10 +158,13 @@ pub async fn answer(
         Ok(x) => x,
         Err(r) => return *r,
     };
+    let (ceremony_id, assertion) = passkey_answer(&f);
     let input = MfaInput {
         challenge_id: token.clone(),
         method: field(&f, "method"),
         code: field(&f, "code"),
+        ceremony_id,
+        assertion,
     };
     match challenge::complete(&s.app, input, ctx).await {
         Ok(done) => {
@@ -433,9 +446,12 @@ pub async fn step_up(
     Form(f): Form<Fields>,
 ) -> Response {
     let (caller, csrf) = account_post!(s, headers, ctx.clone(), f);
+    let (ceremony_id, assertion) = passkey_answer(&f);
     let input = StepUpInput {
         method: field(&f, "method"),
         code: field(&f, "code"),
+        ceremony_id,
+        assertion,
     };
     match muster_app::mfa::step_up(&s.app, &caller, input).await {
         // The session changed: read it again so the page shows the new level.

@@ -24,6 +24,7 @@ mod mfa;
 mod mfa_pages;
 mod ops;
 mod pages;
+mod passkeys;
 mod risk;
 mod schema;
 mod scim;
