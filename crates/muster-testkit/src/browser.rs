@@ -246,6 +246,41 @@ impl Browser {
         std::fs::write(path, png).expect("write screenshot");
     }
 
+    /// Attaches a virtual authenticator to this browser (the WebDriver
+    /// extension over Chromium's DevTools WebAuthn domain): a platform
+    /// authenticator that keeps discoverable credentials, verifies the user
+    /// and always consents. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/webauthn/authenticator",
+                Some(json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserConsenting": true,
+                    "isUserVerified": true
+                })),
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/webauthn/authenticator/{authenticator}/credentials"),
+            None,
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
     pub async fn quit(self) {
         let _ = self.http.delete(&self.url).send().await;
     }

@@ -159,6 +159,27 @@ impl TestApp {
 
     /// Serves the app on a loopback port that is also its public URL (links,
     /// cookies and OIDC redirects then point at it, as a browser needs).
+    /// Serves the app on a loopback port as `http://localhost:<port>`, its
+    /// public URL: WebAuthn accepts `localhost` over plain http (never a bare
+    /// IP address), so browser tests of passkeys use this.
+    pub async fn serve_at_localhost(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let base = format!("http://localhost:{port}");
+        self.with_public_url(&base);
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        base
+    }
+
     pub async fn serve_public(&mut self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

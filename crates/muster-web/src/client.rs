@@ -46,18 +46,17 @@ pub fn resolve(peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]) -> IpAddr {
 #[derive(Debug, Clone)]
 pub struct DeviceCookie(pub String);
 
-/// Where a sign-in can finish: a browser without a device cookie gets one
-/// there, so that its next sign-in is from a known device.
-const SIGN_IN_PATHS: [&str; 9] = [
-    "/login",
-    "/mfa",
-    "/auth/oidc/callback",
-    "/auth/link",
-    "/invitations/accept",
-    "/api/v1/auth/login",
-    "/api/v1/auth/mfa",
-    "/api/v1/auth/accept-invitation",
-    "/api/v1/auth/passkey/finish",
+/// The pages where a browser's sign-in can finish: a browser without a
+/// device cookie gets one there, so that its next sign-in is from a known
+/// device. The JSON API reads a device cookie a client sends but mints none:
+/// scripts that keep no cookies would otherwise be a "new device", with an
+/// email, at every sign-in.
+const SIGN_IN_PAGES: [(&str, &str); 5] = [
+    ("POST", "/login"),
+    ("POST", "/mfa"),
+    ("GET", "/auth/oidc/callback"),
+    ("POST", "/auth/link"),
+    ("POST", "/invitations/accept"),
 ];
 
 pub async fn middleware(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -66,9 +65,7 @@ pub async fn middleware(State(s): State<AppState>, mut req: Request, next: Next)
         Some(d) => {
             req.extensions_mut().insert(DeviceCookie(d));
         }
-        None if SIGN_IN_PATHS.contains(&req.uri().path())
-            && req.method() == axum::http::Method::POST =>
-        {
+        None if SIGN_IN_PAGES.contains(&(req.method().as_str(), req.uri().path())) => {
             let t = muster_core::tokens::format(
                 muster_app::risk::DEVICE_PREFIX,
                 uuid::Uuid::now_v7(),

@@ -32,6 +32,7 @@ struct AccountPage {
     mfa: muster_app::mfa::MfaStatus,
     devices: Vec<muster_app::devices::DeviceView>,
     totp_allowed: bool,
+    passkey_allowed: bool,
     /// Email codes may be turned on (allowed, and not on yet).
     email_allowed: bool,
     /// Has factors, and has not proved one within the step-up window.
@@ -103,6 +104,7 @@ pub(super) async fn show(
         use muster_app::mfa::Method;
         Ok::<_, AppError>(AccountPage {
             totp_allowed: mfa.allowed.contains(&Method::Totp),
+            passkey_allowed: mfa.allowed.contains(&Method::Passkey),
             email_allowed: mfa.allowed.contains(&Method::Email)
                 && !mfa.factors.iter().any(|f| f.kind == Method::Email),
             needs_step_up: !mfa.factors.is_empty() && recent < 2,

@@ -70,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/devices/{id}/forget", post(mfa::forget_device))
         .layer(axum::middleware::from_fn(page_headers))
         .route("/assets/muster.css", get(css))
+        .route("/assets/passkeys.js", get(passkeys_js))
 }
 
 async fn css() -> Response {
@@ -79,6 +80,17 @@ async fn css() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../templates/muster.css"),
+    )
+        .into_response()
+}
+
+async fn passkeys_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/passkeys.js"),
     )
         .into_response()
 }
@@ -243,6 +255,9 @@ pub(crate) fn notice(done: Option<&str>) -> Option<String> {
             "create_password" => "Welcome! Create a password for your account below.",
             "google_linked" => "Google is connected: you can sign in with it from now on.",
             "mfa_on" => "Two-step verification is on.",
+            "passkey_added" => {
+                "Your passkey is added: you can sign in with it, without a password."
+            }
             _ => return None,
         }
         .to_owned(),

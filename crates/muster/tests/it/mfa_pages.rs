@@ -87,6 +87,53 @@ async fn enrol_totp_and_sign_in_with_it_in_a_browser(t: TestApp) {
     b.quit().await;
 }
 
+/// Chromium's virtual authenticator (DevTools WebAuthn domain, through the
+/// WebDriver extension) registers a passkey on the account page; the user
+/// then signs in with it alone, without email or password.
+async fn register_a_passkey_and_sign_in_with_it_in_a_browser(mut t: TestApp) {
+    let Some(driver) = Driver::start(module_path!()).await else {
+        return;
+    };
+    let _ = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    let base = t.serve_at_localhost().await;
+    let b = driver.browser().await;
+    let authenticator = b.add_virtual_authenticator().await;
+    b.goto(&format!("{base}/o/acme/login")).await;
+    b.fill("#email", "ann@acme.example").await;
+    b.fill("#password", crate::signin::PW).await;
+    b.click("button[type=submit]").await;
+    wait_for_url(&b, "/account").await;
+    b.wait_for("id=\"add-passkey\"").await;
+    b.click("#add-passkey").await;
+    wait_for_url(&b, "/account?done=passkey_added").await;
+    b.wait_for("Your passkey is added").await;
+    assert_eq!(b.virtual_credentials(&authenticator).await.len(), 1);
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM mfa_factors WHERE kind = 'passkey'")
+            .await,
+        1
+    );
+    b.click("#sign-out").await;
+    wait_for_url(&b, "/login?done=signed_out").await;
+    // No email, no password: the passkey says who this is.
+    b.goto(&format!("{base}/o/acme/login")).await;
+    b.wait_for("id=\"passkey-signin\"").await;
+    b.screenshot(&shot("sign-in-with-passkey")).await;
+    b.click("#passkey-signin").await;
+    wait_for_url(&b, "/account").await;
+    b.wait_for("id=\"account-email\"").await;
+    assert_eq!(b.text("#account-email").await, "ann@acme.example");
+    assert_eq!(
+        t.scalar("SELECT CAST(MAX(mfa_level) AS BIGINT) FROM sessions WHERE revoked_at IS NULL")
+            .await,
+        3,
+        "a passkey session is L3"
+    );
+    b.quit().await;
+}
+
 async fn the_challenge_page_refuses_what_it_must(t: TestApp) {
     let owner = t.org_with_owner("acme").await;
     t.user_with_token("acme", "bob@acme.example", &["member"])
@@ -176,5 +223,6 @@ async fn the_challenge_page_refuses_what_it_must(t: TestApp) {
 
 both!(
     enrol_totp_and_sign_in_with_it_in_a_browser,
+    register_a_passkey_and_sign_in_with_it_in_a_browser,
     the_challenge_page_refuses_what_it_must,
 );
