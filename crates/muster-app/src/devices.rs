@@ -89,7 +89,7 @@ pub(crate) async fn record_sign_in(
         longitude: a.coords.map(|c| c.1),
         device_id,
     };
-    muster_store::devices::insert_sign_in(tx, &sign_in).await?;
+    muster_store::devices::insert_sign_in(tx, &sign_in, a.prune_history).await?;
     // Only a client that keeps a device cookie can be recognized next
     // time; mailing cookie-less scripts at every sign-in would be noise.
     let policy: crate::risk::RiskPolicy = crate::signin::setting(org, "risk");

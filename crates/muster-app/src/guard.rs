@@ -118,6 +118,26 @@ fn org_of(c: &Caller) -> Option<&str> {
     }
 }
 
+/// Audits a refused security policy (`policy.<key>_rejected`, with why):
+/// an attempt to change who may get in is on the record even when it fails.
+/// Returns the error to answer.
+pub(crate) async fn rejected(
+    app: &App,
+    caller: &Caller,
+    org_id: &str,
+    key: &str,
+    e: AppError,
+) -> Result<AppError> {
+    let action = format!("policy.{key}_rejected");
+    let ev = Event::new(org_id, &action)
+        .detail("reason", e.to_string())
+        .security();
+    let mut tx = app.db.begin().await?;
+    audit::record(app, &mut tx, caller, ev).await?;
+    tx.commit().await?;
+    Ok(e)
+}
+
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 pub struct SaveOptions {
     /// Save even though the policy would refuse the caller's own current
@@ -152,16 +172,7 @@ pub async fn set_policy(
         });
     let compiled = match checked {
         Ok(c) => c,
-        Err(e) => {
-            // A refused policy is a security-relevant attempt: on the record.
-            let ev = Event::new(&org.id, "policy.access_rejected")
-                .detail("reason", e.to_string())
-                .security();
-            let mut tx = app.db.begin().await?;
-            audit::record(app, &mut tx, caller, ev).await?;
-            tx.commit().await?;
-            return Err(e);
-        }
+        Err(e) => return Err(rejected(app, caller, &org.id, "access", e).await?),
     };
     if let Some(r) = refusal(app, &compiled, &caller.ctx)
         && !opts.confirm_lockout

@@ -109,7 +109,9 @@ pub async fn set_policy(
     new: RiskPolicy,
 ) -> Result<RiskPolicy> {
     let org = crate::caller::org_with(app, caller, slug, Permission::PoliciesWrite).await?;
-    new.check()?;
+    if let Err(e) = new.check() {
+        return Err(crate::guard::rejected(app, caller, &org.id, "risk", e).await?);
+    }
     crate::orgs::update_setting(app, caller, &org.id, "risk", "policy.risk_changed", &new).await?;
     Ok(new)
 }
@@ -126,6 +128,9 @@ pub struct Attempt {
     /// The hash of the device cookie (never the cookie).
     #[serde(skip)]
     pub device_hash: Option<String>,
+    /// The history read holds sign-ins past its retention: prune it.
+    #[serde(default)]
+    pub prune_history: bool,
 }
 
 /// Prefix of a device cookie (`msd_<id>_<secret>`).
@@ -141,6 +146,18 @@ pub fn device_hash(ctx: &Context) -> Option<String> {
 /// Gathers the signals of a sign-in by `user` and evaluates them (public
 /// for the benchmark; sign-ins call it through `mfa::challenge::enter`).
 pub async fn evaluate(app: &App, org: &OrgRow, user: &UserRow, ctx: &Context) -> Result<Attempt> {
+    evaluate_with(app, org, user, ctx, None).await
+}
+
+/// `evaluate`, reusing the failure counters a password sign-in's throttle
+/// check has just read.
+pub(crate) async fn evaluate_with(
+    app: &App,
+    org: &OrgRow,
+    user: &UserRow,
+    ctx: &Context,
+    keys: Option<&crate::signin::throttle::Keys>,
+) -> Result<Attempt> {
     let policy: RiskPolicy = setting(org, "risk");
     let hash = device_hash(ctx);
     let known_device = match &hash {
@@ -156,18 +173,25 @@ pub async fn evaluate(app: &App, org: &OrgRow, user: &UserRow, ctx: &Context) ->
         _ => crate::geo::Place::default(),
     };
     let now = app.now_ms();
-    let lockout: LockoutPolicy = setting(org, "lockout");
-    let window = i64::from(lockout.cooldown_minutes) * 60_000;
-    let ip_key = ctx.ip.as_deref().map(|i| format!("ip:{i}"));
-    let (acct, by_ip) = muster_store::failures::get_pair(
-        &app.db,
-        &account_key(&org.id, &user.email),
-        ip_key.as_deref(),
-    )
-    .await?;
-    let recent = |f: Option<muster_store::failures::Failures>| {
-        f.filter(|f| now - f.last_failure_at <= window)
-            .map_or(0, |f| f.failures)
+    // A password sign-in's throttle check read the counters already.
+    let (user_failures, ip_failures) = match keys.and_then(|k| k.seen) {
+        Some(seen) => seen,
+        None => {
+            let lockout: LockoutPolicy = setting(org, "lockout");
+            let window = i64::from(lockout.cooldown_minutes) * 60_000;
+            let ip_key = ctx.ip.as_deref().map(|i| format!("ip:{i}"));
+            let (acct, by_ip) = muster_store::failures::get_pair(
+                &app.db,
+                &account_key(&org.id, &user.email),
+                ip_key.as_deref(),
+            )
+            .await?;
+            let recent = |f: Option<muster_store::failures::Failures>| {
+                f.filter(|f| now - f.last_failure_at <= window)
+                    .map_or(0, |f| f.failures)
+            };
+            (recent(acct), recent(by_ip))
+        }
     };
     let denylisted = match ip {
         Some(ip) => policy.networks()?.iter().any(|n| n.contains(&ip)),
@@ -186,8 +210,8 @@ pub async fn evaluate(app: &App, org: &OrgRow, user: &UserRow, ctx: &Context) ->
         known_countries: history.iter().filter_map(|s| s.country.clone()).collect(),
         last_seen,
         here: place.coords.map(|coords| Seen { at_ms: now, coords }),
-        user_failures: recent(acct),
-        ip_failures: recent(by_ip),
+        user_failures,
+        ip_failures,
         denylisted_ip: denylisted,
         session_ip_changes: 0,
     };
@@ -202,6 +226,9 @@ pub async fn evaluate(app: &App, org: &OrgRow, user: &UserRow, ctx: &Context) ->
         country: place.country,
         coords: place.coords,
         device_hash: hash,
+        prune_history: history
+            .last()
+            .is_some_and(|s| now - s.at > muster_store::devices::HISTORY_MS),
     })
 }
 

@@ -81,11 +81,16 @@ pub struct SignInRow {
 
 /// Sign-ins older than this are forgotten as the next one is recorded: the
 /// risk engine's baseline is recent behaviour, and the table stays bounded.
-const HISTORY_MS: i64 = 90 * 86_400_000;
+pub const HISTORY_MS: i64 = 90 * 86_400_000;
 
-pub async fn insert_sign_in(tx: &mut Tx, s: &SignInRow) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("DELETE FROM sign_ins WHERE user_id = $1 AND at < $2")
-        .bind(&s.user_id).bind(s.at - HISTORY_MS).execute(c).await.map(|r| r.rows_affected()))?;
+/// Records a sign-in; with `prune`, first forgets the user's sign-ins
+/// older than the retention (callers prune when they saw such rows, so
+/// most sign-ins write one row and nothing else).
+pub async fn insert_sign_in(tx: &mut Tx, s: &SignInRow, prune: bool) -> Result<()> {
+    if prune {
+        on_tx!(tx, c => sqlx::query("DELETE FROM sign_ins WHERE user_id = $1 AND at < $2")
+            .bind(&s.user_id).bind(s.at - HISTORY_MS).execute(c).await.map(|r| r.rows_affected()))?;
+    }
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO sign_ins (id, org_id, user_id, at, ip, country, latitude, longitude, device_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")

@@ -78,7 +78,48 @@
     });
     window.location.href = btn.dataset.next || "/account";
   }
+  // The second step of a sign-in: options for this page's challenge, then
+  // the answer posted to /mfa like a code, as a form.
+  async function secondStep(btn) {
+    var r = await fetch("/mfa/passkey", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "csrf=" + encodeURIComponent(btn.dataset.csrf)
+    });
+    var c = await r.json().catch(function () { return {}; });
+    if (!r.ok) throw new Error(c.detail || "The passkey could not be used.");
+    var pk = c.options.publicKey;
+    pk.challenge = toBuf(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (x) { x.id = toBuf(x.id); });
+    var a = await navigator.credentials.get({ publicKey: pk });
+    var answer = {
+      id: a.id,
+      rawId: fromBuf(a.rawId),
+      type: a.type,
+      extensions: {},
+      response: {
+        authenticatorData: fromBuf(a.response.authenticatorData),
+        clientDataJSON: fromBuf(a.response.clientDataJSON),
+        signature: fromBuf(a.response.signature),
+        userHandle: a.response.userHandle ? fromBuf(a.response.userHandle) : null
+      }
+    };
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = "/mfa";
+    var fields = { csrf: btn.dataset.csrf, next: btn.dataset.next, method: "passkey", ceremony_id: c.ceremony_id, assertion: JSON.stringify(answer) };
+    Object.keys(fields).forEach(function (k) {
+      var i = document.createElement("input");
+      i.type = "hidden"; i.name = k; i.value = fields[k];
+      form.appendChild(i);
+    });
+    document.body.appendChild(form);
+    form.submit();
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    var second = document.getElementById("mfa-passkey");
+    if (second) second.addEventListener("click", function () { secondStep(second).catch(function (e) { show(e.message); }); });
     var add = document.getElementById("add-passkey");
     if (add) add.addEventListener("click", function () { register().catch(function (e) { show(e.message); }); });
     var sign = document.getElementById("passkey-signin");

@@ -60,7 +60,7 @@ pub(crate) async fn enter(
         crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
         return Err(AppError::AccessDenied(r.explain()));
     }
-    let attempt = crate::risk::evaluate(app, org, user, &ctx).await?;
+    let attempt = crate::risk::evaluate_with(app, org, user, &ctx, keys).await?;
     let p = rules.mfa.clone();
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
     let has_passkey = p.allows(Method::Passkey)
@@ -219,11 +219,11 @@ pub async fn describe(app: &App, token: &str) -> Result<ChallengeInfo> {
     let (row, org, user) = open(app, token).await?;
     let p = policy(app, &org.id).await?;
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
-    let mut methods: Vec<String> = [Method::Totp, Method::Email]
+    let mut methods: Vec<String> = [Method::Totp, Method::Email, Method::Passkey]
         .into_iter()
         .filter(|m| {
             p.allows(*m)
-                && (row.enrol == 1
+                && ((row.enrol == 1 && *m != Method::Passkey)
                     || factors
                         .iter()
                         .any(|f| f.kind == m.as_str() && f.confirmed_at.is_some()))

@@ -141,18 +141,22 @@ pub async fn set_policy(
     slug: &str,
     new: MfaPolicy,
 ) -> Result<MfaPolicy> {
-    new.check()?;
     let org = crate::caller::org_with(app, caller, slug, Permission::PoliciesWrite).await?;
+    let mut checked = new.check();
     for g in &new.groups {
-        if muster_store::groups::get(&app.db, &org.id, g)
-            .await?
-            .is_none()
+        if checked.is_ok()
+            && muster_store::groups::get(&app.db, &org.id, g)
+                .await?
+                .is_none()
         {
-            return Err(AppError::invalid(
+            checked = Err(AppError::invalid(
                 "groups",
                 format!("no group '{g}' in this organization"),
             ));
         }
+    }
+    if let Err(e) = checked {
+        return Err(crate::guard::rejected(app, caller, &org.id, "mfa", e).await?);
     }
     crate::orgs::update_setting(app, caller, &org.id, "mfa", "policy.mfa_changed", &new).await?;
     Ok(new)

@@ -462,23 +462,10 @@ pub async fn discover_finish(
     let Ok(result) = checked else {
         return refused("not valid").await;
     };
-    let mut tx = app.db.begin().await?;
-    if !used(app, &mut tx, &factors, &result).await? {
-        return refused("unknown passkey").await;
+    match finish_sign_in(app, &org, &user, &factors, &result, ctx.clone()).await? {
+        Some(entry) => Ok(entry),
+        None => refused("unknown passkey").await,
     }
-    tx.commit().await?;
-    if let Some(why) = crate::signin::login::denial(&user.state) {
-        crate::signin::login::failed_event(
-            app,
-            &org,
-            &user,
-            &format!("account {}", user.state),
-            &ctx,
-        )
-        .await?;
-        return Err(AppError::SignInDenied(why.into()));
-    }
-    super::challenge::enter_with_passkey(app, &org, &user, ctx).await
 }
 
 async fn email_first_finish(
@@ -515,21 +502,34 @@ async fn email_first_finish(
         return refused("not valid").await;
     };
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
+    match finish_sign_in(app, &org, &user, &factors, &result, ctx.clone()).await? {
+        Some(entry) => Ok(entry),
+        None => refused("unknown passkey").await,
+    }
+}
+
+/// The common end of both passwordless sign-ins: the use recorded (with its
+/// new counter), the account's state checked, then the checks every sign-in
+/// gets. `None` when the answer came from no passkey of this account.
+async fn finish_sign_in(
+    app: &App,
+    org: &muster_store::orgs::OrgRow,
+    user: &muster_store::users::UserRow,
+    factors: &[FactorRow],
+    result: &webauthn_rs::prelude::AuthenticationResult,
+    ctx: muster_core::audit::Context,
+) -> Result<Option<crate::signin::Entry>> {
     let mut tx = app.db.begin().await?;
-    if !used(app, &mut tx, &factors, &result).await? {
-        return refused("unknown passkey").await;
+    if !used(app, &mut tx, factors, result).await? {
+        return Ok(None);
     }
     tx.commit().await?;
     if let Some(why) = crate::signin::login::denial(&user.state) {
-        crate::signin::login::failed_event(
-            app,
-            &org,
-            &user,
-            &format!("account {}", user.state),
-            &ctx,
-        )
-        .await?;
+        let what = format!("account {}", user.state);
+        crate::signin::login::failed_event(app, org, user, &what, &ctx).await?;
         return Err(AppError::SignInDenied(why.into()));
     }
-    super::challenge::enter_with_passkey(app, &org, &user, ctx).await
+    super::challenge::enter_with_passkey(app, org, user, ctx)
+        .await
+        .map(Some)
 }

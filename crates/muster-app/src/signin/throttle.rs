@@ -18,6 +18,9 @@ pub(crate) struct Keys {
     pub policy: LockoutPolicy,
     /// Whether `check` found failures on the account (a success then clears them).
     pub account_failed: bool,
+    /// What `check` read, for the risk engine: recent failures of the
+    /// account and of the client address (`None` before `check`).
+    pub seen: Option<(i64, i64)>,
 }
 
 impl Keys {
@@ -27,6 +30,7 @@ impl Keys {
             ip: ip.map(|i| format!("ip:{i}")),
             policy,
             account_failed: true,
+            seen: None,
         }
     }
 
@@ -58,6 +62,11 @@ pub(crate) async fn check(app: &App, k: &mut Keys) -> Result<()> {
     let window = k.window_ms();
     let (account, ip) = failures::get_pair(&app.db, &k.account, k.ip.as_deref()).await?;
     k.account_failed = account.is_some();
+    let recent = |f: Option<Failures>| {
+        f.filter(|f| now - f.last_failure_at <= window)
+            .map_or(0, |f| f.failures)
+    };
+    k.seen = Some((recent(account), recent(ip)));
     let wait = wait_ms(account, i64::from(k.policy.delay_after), window, now).max(wait_ms(
         ip,
         IP_DELAY_AFTER,

@@ -176,7 +176,7 @@ pub(super) async fn posted(
     }
 }
 
-async fn outcome(
+pub(super) async fn outcome(
     s: &AppState,
     caller: &Caller,
     csrf: &Csrf,

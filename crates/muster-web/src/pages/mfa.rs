@@ -2,7 +2,7 @@
 //! enrolment there when the policy requires MFA), and the account page's
 //! MFA section — authenticator apps, email codes, recovery codes, step-up.
 
-use super::account::{posted, show};
+use super::account::{outcome, posted, show};
 use super::{Csrf, csrf_refused, render, safe_next, see_other};
 use crate::error::page_message;
 use crate::extract::Ctx;
@@ -37,6 +37,7 @@ struct MfaPage {
     csrf: String,
     next: String,
     totp: bool,
+    passkey: bool,
     email_on: bool,
     recovery: bool,
     enrol: bool,
@@ -97,6 +98,7 @@ async fn challenge_page(
         csrf: csrf.token.clone(),
         next: next.to_owned(),
         totp: info.methods.iter().any(|m| m == "totp"),
+        passkey: info.methods.iter().any(|m| m == "passkey"),
         email_on: info.methods.iter().any(|m| m == "email"),
         recovery: info.methods.iter().any(|m| m == "recovery"),
         enrol: info.enrolment_required,
@@ -199,6 +201,38 @@ pub async fn answer(
                 email_sent,
             )
             .await
+        }
+    }
+}
+
+/// `POST /mfa/passkey` (from the page's script): the options to answer the
+/// challenge with a passkey, as JSON. The answer itself is posted to `/mfa`
+/// like a code (`method=passkey`, `ceremony_id`, `assertion`).
+pub async fn passkey_options(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<Fields>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let (_, token, _) = match challenge_post(&s, &headers, &f) {
+        Ok(x) => x,
+        Err(_) => {
+            let detail = serde_json::json!({"detail": "This sign-in has expired; sign in again."});
+            return (StatusCode::FORBIDDEN, axum::Json(detail)).into_response();
+        }
+    };
+    match challenge::passkey_options(
+        &s.app,
+        ChallengeRef {
+            challenge_id: token,
+        },
+    )
+    .await
+    {
+        Ok(c) => axum::Json(c).into_response(),
+        Err(e) => {
+            let (status, msg) = page_message(e);
+            (status, axum::Json(serde_json::json!({"detail": msg}))).into_response()
         }
     }
 }
@@ -409,22 +443,6 @@ pub async fn recovery(
         "New recovery codes; the old ones no longer work.",
     )
     .await
-}
-
-async fn outcome(
-    s: &AppState,
-    caller: &Caller,
-    csrf: &Csrf,
-    r: muster_app::Result<()>,
-    ok: &str,
-) -> Response {
-    match r {
-        Ok(()) => show(s, caller, csrf, StatusCode::OK, None, Some(ok.to_owned())).await,
-        Err(e) => {
-            let (status, msg) = page_message(e);
-            show(s, caller, csrf, status, Some(msg), None).await
-        }
-    }
 }
 
 pub async fn remove(

@@ -58,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/{id}/revoke", post(account::revoke))
         .route("/mfa", get(mfa::page).post(mfa::answer))
         .route("/mfa/email", post(mfa::email))
+        .route("/mfa/passkey", post(mfa::passkey_options))
         .route("/mfa/enrol", post(mfa::enrol))
         .route("/account/mfa/totp", post(mfa::add_totp))
         .route("/account/mfa/totp/confirm", post(mfa::confirm_totp))

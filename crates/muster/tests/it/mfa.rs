@@ -638,6 +638,12 @@ async fn bad_mfa_policies_and_inputs_change_nothing(t: TestApp) {
         .call("GET", "/api/v1/orgs/acme/mfa-policy", Some(&owner), None)
         .await;
     assert_eq!(before, after);
+    // Those the server understood (not the malformed bodies) are audited.
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'policy.mfa_rejected'")
+            .await,
+        5
+    );
     // Garbage challenges, methods and codes: clear refusals.
     for (body, status) in [
         (

@@ -131,6 +131,23 @@ async fn register_a_passkey_and_sign_in_with_it_in_a_browser(mut t: TestApp) {
         3,
         "a passkey session is L3"
     );
+    // With the password, the passkey is now the second step.
+    b.click("#sign-out").await;
+    wait_for_url(&b, "/login?done=signed_out").await;
+    b.goto(&format!("{base}/o/acme/login")).await;
+    b.fill("#email", "ann@acme.example").await;
+    b.fill("#password", crate::signin::PW).await;
+    b.click("button[type=submit]").await;
+    wait_for_url(&b, "/mfa").await;
+    b.wait_for("id=\"mfa-passkey\"").await;
+    b.click("#mfa-passkey").await;
+    wait_for_url(&b, "/account").await;
+    b.wait_for("id=\"account-email\"").await;
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND changes LIKE '%password+passkey%'")
+            .await,
+        1
+    );
     b.quit().await;
 }
 

@@ -310,6 +310,12 @@ async fn risk_levels_follow_the_policy(mut t: TestApp) {
         .call("GET", "/api/v1/orgs/acme/risk-policy", Some(&owner), None)
         .await;
     assert_eq!(p["medium"], "l1");
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'policy.risk_rejected'")
+            .await,
+        3,
+        "the three the server understood"
+    );
 }
 
 async fn rapid_address_changes_end_a_session(t: TestApp) {
