@@ -116,6 +116,20 @@ impl MfaPolicy {
                 "allow at least one method, or set mode to off",
             ));
         }
+        // Whoever must use MFA and has none enrols at sign-in, where only an
+        // app or email codes can be set up (a passkey needs a session first).
+        let enrollable =
+            self.methods.contains(&Method::Totp) || self.methods.contains(&Method::Email);
+        if matches!(
+            self.mode,
+            MfaMode::Required | MfaMode::Admins | MfaMode::Groups
+        ) && !enrollable
+        {
+            return Err(AppError::invalid(
+                "methods",
+                "when MFA is required, allow totp or email too: people without a factor enrol one of them at sign-in",
+            ));
+        }
         match (self.mode, self.groups.is_empty()) {
             (MfaMode::Groups, true) => Err(AppError::invalid(
                 "groups",
@@ -305,6 +319,11 @@ mod tests {
             },
             MfaPolicy {
                 step_up_minutes: 0,
+                ..MfaPolicy::default()
+            },
+            MfaPolicy {
+                mode: MfaMode::Required,
+                methods: vec![Method::Passkey],
                 ..MfaPolicy::default()
             },
         ];
