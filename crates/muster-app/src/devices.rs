@@ -92,8 +92,12 @@ pub(crate) async fn record_sign_in(
     muster_store::devices::insert_sign_in(tx, &sign_in, a.prune_history).await?;
     // Only a client that keeps a device cookie can be recognized next
     // time; mailing cookie-less scripts at every sign-in would be noise.
-    let policy: crate::risk::RiskPolicy = crate::signin::setting(org, "risk");
-    if a.device_hash.is_some() && !a.known_device && a.has_history && policy.new_device_email {
+    let announce = app
+        .policies
+        .get(&org.id, &org.settings)
+        .risk
+        .new_device_email;
+    if a.device_hash.is_some() && !a.known_device && a.has_history && announce {
         crate::signin::queue_email(
             app,
             tx,

@@ -26,6 +26,9 @@ pub struct OrgPolicies {
     pub session: SessionPolicy,
     pub mfa: MfaPolicy,
     pub access: Compiled,
+    pub risk: crate::risk::RiskPolicy,
+    /// The risk policy's `deny_networks`, parsed.
+    pub risk_deny: Vec<ipnet::IpNet>,
 }
 
 /// The settings text a cache entry was compiled from, and its policies.
@@ -45,7 +48,11 @@ impl PolicyCache {
             return p.clone();
         }
         let access: AccessPolicy = crate::signin::setting_in(settings, "access");
+        let risk: crate::risk::RiskPolicy = crate::signin::setting_in(settings, "risk");
         let p = Arc::new(OrgPolicies {
+            // Checked when saved, like the access policy below.
+            risk_deny: risk.networks().unwrap_or_default(),
+            risk,
             session: crate::signin::setting_in(settings, "session"),
             mfa: crate::signin::setting_in(settings, "mfa"),
             // Stored policies were compiled when saved; one that no longer

@@ -59,7 +59,7 @@ impl Default for RiskPolicy {
 }
 
 impl RiskPolicy {
-    fn networks(&self) -> Result<Vec<IpNet>> {
+    pub(crate) fn networks(&self) -> Result<Vec<IpNet>> {
         if self.deny_networks.len() > 10_000 {
             return Err(AppError::invalid("deny_networks", "at most 10,000 entries"));
         }
@@ -158,7 +158,8 @@ pub(crate) async fn evaluate_with(
     ctx: &Context,
     keys: Option<&crate::signin::throttle::Keys>,
 ) -> Result<Attempt> {
-    let policy: RiskPolicy = setting(org, "risk");
+    let rules = app.policies.get(&org.id, &org.settings);
+    let policy = &rules.risk;
     let hash = device_hash(ctx);
     let known_device = match &hash {
         Some(h) => muster_store::devices::find(&app.db, &user.id, h)
@@ -194,7 +195,7 @@ pub(crate) async fn evaluate_with(
         }
     };
     let denylisted = match ip {
-        Some(ip) => policy.networks()?.iter().any(|n| n.contains(&ip)),
+        Some(ip) => rules.risk_deny.iter().any(|n| n.contains(&ip)),
         None => false,
     };
     let last_seen = history.iter().find_map(|s| {
@@ -237,7 +238,7 @@ pub(crate) async fn evaluate_with(
 /// policy then asks for more than the session proved (the caller ends it).
 pub(crate) async fn session_moved(
     app: &App,
-    settings: &str,
+    (org_id, settings): (&str, &str),
     session_id: &str,
     level: i32,
     ip: &str,
@@ -247,7 +248,7 @@ pub(crate) async fn session_moved(
     if changes < risk::RAPID_IP_CHANGES {
         return Ok(None);
     }
-    let policy: RiskPolicy = crate::signin::setting_in(settings, "risk");
+    let policy = &app.policies.get(org_id, settings).risk;
     let a = risk::assess(&Signals {
         known_device: true,
         session_ip_changes: changes,

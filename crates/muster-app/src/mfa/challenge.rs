@@ -6,7 +6,7 @@
 //! the user can reach nothing else.
 
 use super::prove::{self, Offered, bad_code, count_failure, prove_in};
-use super::{Method, TotpSetup, first_factor_codes, new_totp, policy, required_for};
+use super::{Method, TotpSetup, first_factor_codes, new_totp, required_for};
 use crate::audit::{self, Event};
 use crate::risk::{Attempt, Required};
 use crate::signin::login::{Proof, SignedIn, open_session};
@@ -217,7 +217,7 @@ pub struct ChallengeInfo {
 
 pub async fn describe(app: &App, token: &str) -> Result<ChallengeInfo> {
     let (row, org, user) = open(app, token).await?;
-    let p = policy(app, &org.id).await?;
+    let p = &app.policies.get(&org.id, &org.settings).mfa;
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
     let mut methods: Vec<String> = [Method::Totp, Method::Email, Method::Passkey]
         .into_iter()
@@ -274,7 +274,12 @@ pub async fn enrol(app: &App, input: EnrolInput) -> Result<Option<TotpSetup>> {
             new_totp(app, &org.id, &user.id, "Authenticator app").await?,
         )),
         Offered::Factor(Method::Email) => {
-            if !policy(app, &org.id).await?.allows(Method::Email) {
+            if !app
+                .policies
+                .get(&org.id, &org.settings)
+                .mfa
+                .allows(Method::Email)
+            {
                 return Err(AppError::Refused(
                     "your organization does not allow email codes".into(),
                 ));
@@ -342,7 +347,13 @@ pub async fn email_code(app: &App, input: ChallengeRef) -> Result<()> {
     let has = factors
         .iter()
         .any(|f| f.kind == "email" && (f.confirmed_at.is_some() || row.enrol == 1));
-    if !has || !policy(app, &org.id).await?.allows(Method::Email) {
+    if !has
+        || !app
+            .policies
+            .get(&org.id, &org.settings)
+            .mfa
+            .allows(Method::Email)
+    {
         return Err(AppError::Refused(
             "email codes are not on for this account".into(),
         ));

@@ -428,17 +428,7 @@ pub async fn discover_finish(
     let org = muster_store::orgs::by_id(&app.db, &row.org_id)
         .await?
         .ok_or_else(bad_passkey)?;
-    let refused = async |why: &str| {
-        crate::signin::signup::refused(
-            app,
-            &org.id,
-            "passkey",
-            &format!("passkey sign-in ({why})"),
-            &ctx,
-        )
-        .await?;
-        Err::<crate::signin::Entry, _>(AppError::Unauthenticated)
-    };
+    let refused = async |why: &str| refused_sign_in(app, &org.id, why, &ctx).await;
     let Ok(cred) = serde_json::from_value::<PublicKeyCredential>(input.credential) else {
         return refused("malformed").await;
     };
@@ -478,17 +468,7 @@ async fn email_first_finish(
     let org = muster_store::orgs::by_id(&app.db, &row.org_id)
         .await?
         .ok_or_else(bad_passkey)?;
-    let refused = async |why: &str| {
-        crate::signin::signup::refused(
-            app,
-            &org.id,
-            "passkey",
-            &format!("passkey sign-in ({why})"),
-            &ctx,
-        )
-        .await?;
-        Err::<crate::signin::Entry, _>(AppError::Unauthenticated)
-    };
+    let refused = async |why: &str| refused_sign_in(app, &org.id, why, &ctx).await;
     let Some(user_id) = row.user_id.as_deref() else {
         return refused("no account").await;
     };
@@ -506,6 +486,19 @@ async fn email_first_finish(
         Some(entry) => Ok(entry),
         None => refused("unknown passkey").await,
     }
+}
+
+/// A refused passwordless sign-in: audited with why, answered like any
+/// wrong credential.
+async fn refused_sign_in(
+    app: &App,
+    org_id: &str,
+    why: &str,
+    ctx: &muster_core::audit::Context,
+) -> Result<crate::signin::Entry> {
+    let what = format!("passkey sign-in ({why})");
+    crate::signin::signup::refused(app, org_id, "passkey", &what, ctx).await?;
+    Err(AppError::Unauthenticated)
 }
 
 /// The common end of both passwordless sign-ins: the use recorded (with its

@@ -376,7 +376,7 @@ async fn moved(
     let Some(ip) = ctx.ip.as_deref().filter(|ip| seen_ip != Some(*ip)) else {
         return Ok(());
     };
-    let Some(a) = crate::risk::session_moved(app, settings, id, level, ip).await? else {
+    let Some(a) = crate::risk::session_moved(app, (org_id, settings), id, level, ip).await? else {
         return Ok(());
     };
     let system = Caller {
