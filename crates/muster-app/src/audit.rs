@@ -16,6 +16,9 @@ pub struct Event<'a> {
     pub severity: Severity,
     /// `{ field: [before, after] }`; secrets never go in.
     pub changes: Map<String, Value>,
+    /// Whether `changes` may hold personal data, sealed with the subject's
+    /// key (`erasure`); false only where they cannot.
+    personal: bool,
 }
 
 impl<'a> Event<'a> {
@@ -26,6 +29,7 @@ impl<'a> Event<'a> {
             target: None,
             severity: Severity::Info,
             changes: Map::new(),
+            personal: true,
         }
     }
     pub fn target(mut self, kind: &'a str, id: &'a str) -> Self {
@@ -34,6 +38,12 @@ impl<'a> Event<'a> {
     }
     pub fn security(mut self) -> Self {
         self.severity = Severity::Security;
+        self
+    }
+    /// The changes hold no personal data and stay readable after the
+    /// subject is deleted (the deletion's own record).
+    pub fn impersonal(mut self) -> Self {
+        self.personal = false;
         self
     }
     pub fn change(mut self, field: &str, before: impl Serialize, after: impl Serialize) -> Self {
@@ -52,14 +62,17 @@ impl<'a> Event<'a> {
 
 /// Writes `ev` in `tx` and wakes the sealer once the caller commits.
 pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> Result<String> {
-    let stored = build(app, caller, ev);
+    let personal = ev.personal;
+    let mut stored = build(app, caller, ev);
+    crate::erasure::seal(app, tx, caller, &mut stored, personal).await?;
     muster_store::audit::insert(tx, &stored).await?;
     app.sealer.notify_one();
     Ok(stored.id)
 }
 
-/// The stored form of `ev`, for a use case that writes it itself (in one
-/// statement with its change); it then calls `App::event_written`.
+/// The stored form of `ev`, before its personal data is sealed; a use case
+/// that writes it itself (in one statement with its change) seals it with
+/// `erasure::seal_outside` and then calls `App::event_written`.
 pub fn build(app: &App, caller: &Caller, ev: Event<'_>) -> StoredEvent {
     let actor = caller.actor();
     let mut context = serde_json::to_value(&caller.ctx).unwrap_or(Value::Null);
@@ -189,12 +202,19 @@ pub struct EventView {
     pub changes: Value,
     #[schema(value_type = Object)]
     pub context: Value,
+    /// The person this event describes was deleted: its personal data
+    /// (`actor_label`, `context`, `changes`) can no longer be read.
+    pub erased: bool,
 }
 
-impl From<muster_store::audit::ListedEvent> for EventView {
-    fn from(l: muster_store::audit::ListedEvent) -> Self {
+impl EventView {
+    fn new(
+        l: muster_store::audit::ListedEvent,
+        erased: &std::collections::HashSet<String>,
+    ) -> Self {
         let e = l.event;
         Self {
+            erased: erased.contains(&e.id),
             id: e.id,
             seq: l.seq,
             occurred_at: crate::paging::rfc3339(e.occurred_at),
@@ -273,8 +293,22 @@ pub async fn list(
     let org =
         crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
     let limit = crate::paging::page_limit(q.limit)?;
-    let rows = muster_store::audit::list(&app.db, &org.id, &store_query(q, limit + 1)?).await?;
-    crate::paging::paginate(rows, limit, |r| r.event.id.clone(), |r| Ok(r.into()))
+    let mut rows = muster_store::audit::list(&app.db, &org.id, &store_query(q, limit + 1)?).await?;
+    let erased = reveal(app, &mut rows).await?;
+    crate::paging::paginate(
+        rows,
+        limit,
+        |r| r.event.id.clone(),
+        |r| Ok(EventView::new(r, &erased)),
+    )
+}
+
+async fn reveal(
+    app: &App,
+    rows: &mut [muster_store::audit::ListedEvent],
+) -> Result<std::collections::HashSet<String>> {
+    let mut events: Vec<&mut StoredEvent> = rows.iter_mut().map(|r| &mut r.event).collect();
+    crate::erasure::reveal(app, &mut events).await
 }
 
 /// Streams every event matching `q` to `sink`, a page at a time (the export).
@@ -291,13 +325,14 @@ pub async fn export(
     let mut sq = store_query(q, 1000)?;
     let mut n = 0;
     loop {
-        let rows = muster_store::audit::list(&app.db, &org.id, &sq).await?;
+        let mut rows = muster_store::audit::list(&app.db, &org.id, &sq).await?;
+        let erased = reveal(app, &mut rows).await?;
         let Some(last) = rows.last().map(|r| r.event.id.clone()) else {
             break;
         };
         let full = rows.len() as i64 == sq.limit;
         for r in rows {
-            sink(r.into()).map_err(|e| {
+            sink(EventView::new(r, &erased)).map_err(|e| {
                 crate::AppError::Refused(format!("could not write the export: {e}"))
             })?;
             n += 1;

@@ -29,6 +29,7 @@ pub(crate) struct Job {
     pub assignments: Vec<AssignmentRow>,
     pub event: StoredEvent,
     pub idp_values: Option<String>,
+    pub audit_key: String,
 }
 
 type Queued = (Job, oneshot::Sender<muster_store::Result<()>>);
@@ -98,6 +99,7 @@ fn new_user(j: &Job) -> NewUser<'_> {
         assignments: &j.assignments,
         event: &j.event,
         idp_values: j.idp_values.as_deref(),
+        audit_key: Some(&j.audit_key),
         invitation: None,
     }
 }

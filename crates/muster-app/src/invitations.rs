@@ -206,11 +206,12 @@ pub async fn invite(
         .iter()
         .zip(&parts)
         .zip(&invitations)
-        .map(|((row, (assignments, event)), inv)| NewUser {
+        .map(|((row, (assignments, event, audit_key)), inv)| NewUser {
             row,
             assignments,
             event,
             idp_values: None,
+            audit_key: Some(audit_key),
             invitation: Some(inv),
         })
         .collect();

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod caller;
 pub mod devices;
 pub mod emails;
+pub mod erasure;
 mod error;
 pub mod federation;
 pub mod geo;
@@ -15,6 +16,7 @@ pub mod groups;
 pub mod guard;
 pub mod imports;
 pub mod invitations;
+pub mod legal_holds;
 pub mod mail;
 pub mod mfa;
 pub mod orgs;
@@ -58,6 +60,8 @@ pub struct App {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Organizations' policies, compiled once per settings text (`guard`).
     pub policies: Arc<guard::PolicyCache>,
+    /// People's audit keys, opened, for sealing new events (`erasure`).
+    pub(crate) audit_keys: Arc<erasure::KeyCache>,
     sealer: Arc<tokio::sync::Notify>,
     /// Woken when an email is queued, so the outbox worker sends it now.
     outbox: Arc<tokio::sync::Notify>,
@@ -87,6 +91,7 @@ impl App {
             geo: None,
             webauthn: None,
             policies: Arc::default(),
+            audit_keys: Arc::default(),
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),

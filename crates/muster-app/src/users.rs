@@ -176,12 +176,14 @@ pub(crate) async fn insert_new_user(
     role_keys: &[String],
     idp_values: Option<&str>,
 ) -> Result<UserView> {
-    let (assignments, event) = new_user_parts(app, caller, org, &row, role_keys, &[]).await?;
+    let (assignments, event, audit_key) =
+        new_user_parts(app, caller, org, &row, role_keys, &[]).await?;
     let job = crate::group_commit::Job {
         row: row.clone(),
         assignments,
         event,
         idp_values: idp_values.map(str::to_owned),
+        audit_key,
     };
     app.creations
         .insert(&app.db, job)
@@ -200,7 +202,7 @@ pub(crate) async fn new_user_parts(
     row: &UserRow,
     role_keys: &[String],
     details: &[(&str, Value)],
-) -> Result<(Vec<AssignmentRow>, muster_core::audit::StoredEvent)> {
+) -> Result<NewParts> {
     let now = row.created_at;
     let mut assignments: Vec<AssignmentRow> = Vec::new();
     for key in role_keys {
@@ -238,8 +240,15 @@ pub(crate) async fn new_user_parts(
     for (k, v) in details {
         ev = ev.detail(k, v);
     }
-    Ok((assignments, audit::build(app, caller, ev)))
+    let audit_key = crate::erasure::new_key(app, &row.id);
+    let mut event = audit::build(app, caller, ev);
+    crate::erasure::seal_outside(app, caller, &mut event).await?;
+    Ok((assignments, event, audit_key))
 }
+
+/// A new user's role assignments, its sealed `user.created` event and its
+/// sealed audit key (see `erasure`), all written with the row.
+pub(crate) type NewParts = (Vec<AssignmentRow>, muster_core::audit::StoredEvent, String);
 
 /// After `n` users were written: wake the sealer, count the transitions.
 pub(crate) fn created(app: &App, n: u64) {
@@ -501,11 +510,16 @@ pub(crate) async fn transition_in(
             "user {id}: state"
         )))
     })?;
+    let legal_hold = event == LifecycleEvent::Delete
+        && muster_store::erasure::legal_hold(tx, org_id, id)
+            .await?
+            .is_some();
     let outcome = lifecycle::transition(
         state,
         event,
         Facts {
             has_credential: row.password_hash.is_some(),
+            legal_hold,
         },
     )?;
     let action = format!("user.{}", event.as_str());
@@ -517,8 +531,12 @@ pub(crate) async fn transition_in(
     };
     match outcome {
         Outcome::Deleted => {
+            // The row takes the person's audit key with it (`erasure`): what
+            // the log holds about them is unreadable from the commit on. This
+            // event says only that it happened, so it stays readable.
             muster_store::users::delete(tx, org_id, id).await?;
-            ev = ev.change("state", state, "deleted").security();
+            app.audit_keys.forget(id);
+            ev = ev.change("state", state, "deleted").security().impersonal();
         }
         Outcome::To(next) => {
             let now = app.now_ms();

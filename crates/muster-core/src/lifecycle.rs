@@ -104,6 +104,8 @@ impl LifecycleEvent {
 pub struct Facts {
     /// The user has a password or a linked federated identity.
     pub has_credential: bool,
+    /// A legal hold keeps the account from being deleted (issue 6 §4).
+    pub legal_hold: bool,
 }
 
 /// The outcome of a legal event.
@@ -180,6 +182,9 @@ pub fn transition(
         (E::Reactivate, S::Deactivated) => Ok(Outcome::To(S::Provisioned)),
         (E::Reactivate, _) => refuse("only a deactivated account can be reactivated"),
 
+        (E::Delete, S::Deactivated) if facts.legal_hold => {
+            refuse("the account is on legal hold; lift the hold before deleting it")
+        }
         (E::Delete, S::Deactivated) => Ok(Outcome::Deleted),
         (E::Delete, _) => refuse("deactivate the account before deleting it"),
     }
@@ -193,7 +198,7 @@ mod tests {
 
     /// The whole table, written out by hand: every state × every event.
     /// `None` means refused.
-    fn expected(state: S, event: E, has_credential: bool) -> Option<Outcome> {
+    fn expected(state: S, event: E, f: Facts) -> Option<Outcome> {
         let to = |s| Some(Outcome::To(s));
         match (state, event) {
             (S::Unverified, E::VerifyEmail) => to(S::Active),
@@ -205,12 +210,12 @@ mod tests {
             (S::Locked, E::Unlock) => to(S::Active),
             (S::Deactivated, E::Deactivate) => None,
             (_, E::Deactivate) => to(S::Deactivated),
-            (S::Deactivated, E::Reactivate) => to(if has_credential {
+            (S::Deactivated, E::Reactivate) => to(if f.has_credential {
                 S::Active
             } else {
                 S::Provisioned
             }),
-            (S::Deactivated, E::Delete) => Some(Outcome::Deleted),
+            (S::Deactivated, E::Delete) if !f.legal_hold => Some(Outcome::Deleted),
             _ => None,
         }
     }
@@ -220,9 +225,15 @@ mod tests {
         let mut legal = 0;
         for state in S::ALL {
             for event in E::ALL {
-                for has_credential in [false, true] {
-                    let got = transition(state, event, Facts { has_credential });
-                    let want = expected(state, event, has_credential);
+                for (has_credential, legal_hold) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let f = Facts {
+                        has_credential,
+                        legal_hold,
+                    };
+                    let got = transition(state, event, f);
+                    let want = expected(state, event, f);
                     match (got, want) {
                         (Ok(g), Some(w)) => {
                             assert_eq!(g, w, "{state:?} × {event:?}");
@@ -237,8 +248,9 @@ mod tests {
                 }
             }
         }
-        // 7 states × 10 events × 2 facts = 140 cells, 32 of them legal (16 pairs).
-        assert_eq!(legal, 32);
+        // 7 states × 10 events × 4 fact sets = 280 cells: the 16 legal pairs
+        // under each fact set, less deletion under a legal hold (2 sets).
+        assert_eq!(legal, 16 * 4 - 2);
     }
 
     #[test]
@@ -252,6 +264,7 @@ mod tests {
     fn losing_access_is_detected_for_every_access_removing_event() {
         let f = Facts {
             has_credential: true,
+            legal_hold: false,
         };
         for (from, ev) in [
             (S::Active, E::Suspend),

@@ -33,13 +33,13 @@ pub(crate) async fn insert_pg(tx: &mut Tx, users: &[NewUser<'_>]) -> Result<()> 
     for chunk in users.chunks(CHUNK) {
         let mut n = 0;
         let sql = format!(
-            "INSERT INTO users ({}, scim_values) VALUES {}",
+            "INSERT INTO users ({}, scim_values, audit_key) VALUES {}",
             user_columns!(),
-            values(&mut n, chunk.len(), 20)
+            values(&mut n, chunk.len(), 21)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for u in chunk {
-            q = bind_user!(q, u.row).bind(u.idp_values);
+            q = bind_user!(q, u.row).bind(u.idp_values).bind(u.audit_key);
         }
         q.execute(&mut *c).await?;
 

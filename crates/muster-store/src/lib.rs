@@ -12,6 +12,7 @@ mod creations;
 mod db;
 pub mod devices;
 pub mod email_tokens;
+pub mod erasure;
 mod error;
 pub mod failures;
 pub mod federation;

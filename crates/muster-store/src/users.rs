@@ -28,16 +28,22 @@ pub struct UserRow {
 pub(crate) const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
     external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
 
-/// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations), in
-/// the same row so that a creation writes the row once.
-pub async fn insert(tx: &mut Tx, u: &UserRow, scim_values: Option<&str>) -> Result<()> {
+/// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations) and
+/// `audit_key` its sealed audit key (see `erasure`), in the same row so that a
+/// creation writes the row once.
+pub async fn insert(
+    tx: &mut Tx,
+    u: &UserRow,
+    scim_values: Option<&str>,
+    audit_key: Option<&str>,
+) -> Result<()> {
     const SQL: &str = concat!(
         "INSERT INTO users (",
         user_columns!(),
-        ", scim_values) ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        ", scim_values, audit_key) ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     );
-    on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).bind(scim_values).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).bind(scim_values).bind(audit_key).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -48,12 +54,14 @@ pub async fn insert_new(
     assignments: &[AssignmentRow],
     event: &StoredEvent,
     idp_values: Option<&str>,
+    audit_key: Option<&str>,
 ) -> Result<()> {
     let new = NewUser {
         row: u,
         assignments,
         event,
         idp_values,
+        audit_key,
         invitation: None,
     };
     insert_all(db, std::slice::from_ref(&new)).await
@@ -91,9 +99,9 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     };
     for u in users {
         sql.push_str(&format!(
-            "INSERT INTO users ({}, scim_values) VALUES ({}); ",
+            "INSERT INTO users ({}, scim_values, audit_key) VALUES ({}); ",
             user_columns!(),
-            params(&mut n, 20)
+            params(&mut n, 21)
         ));
         for _ in u.assignments {
             sql.push_str(&format!(
@@ -116,7 +124,7 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     sql.push_str("COMMIT;");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for u in users {
-        q = bind_user!(q, u.row).bind(u.idp_values);
+        q = bind_user!(q, u.row).bind(u.idp_values).bind(u.audit_key);
         for a in u.assignments {
             q = bind_assignment!(q, a);
         }
@@ -142,12 +150,14 @@ pub struct NewUser<'a> {
     pub assignments: &'a [AssignmentRow],
     pub event: &'a StoredEvent,
     pub idp_values: Option<&'a str>,
+    /// The new user's sealed audit key (see `erasure`).
+    pub audit_key: Option<&'a str>,
     /// An invitation and its email, for a user created `invited`.
     pub invitation: Option<&'a crate::invitations::NewInvitation>,
 }
 
 async fn insert_parts(tx: &mut Tx, n: &NewUser<'_>) -> Result<()> {
-    insert(tx, n.row, n.idp_values).await?;
+    insert(tx, n.row, n.idp_values, n.audit_key).await?;
     for a in n.assignments {
         crate::roles::assign(tx, a).await?;
     }

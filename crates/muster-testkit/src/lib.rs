@@ -45,14 +45,13 @@ pub struct TestApp {
     pub public_url: String,
     /// `MUSTER_TRUSTED_PROXIES` of this app (none unless a test sets them).
     pub trusted_proxies: Vec<String>,
-    dir: Option<PathBuf>,
+    /// `MUSTER_DATA_DIR` of this app: its server key (and SQLite file).
+    pub data_dir: PathBuf,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(d) = &self.dir {
-            let _ = std::fs::remove_dir_all(d);
-        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -73,9 +72,20 @@ fn start_time() -> time::OffsetDateTime {
 impl TestApp {
     async fn build(url: String, dir: Option<PathBuf>) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
+        // Every test has a data directory of its own, whose server key the
+        // app and any CLI run against it share (as instances in production do).
+        let dir = dir.unwrap_or_else(|| {
+            let d =
+                std::env::temp_dir().join(format!("muster-test-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&d).expect("temp dir");
+            d
+        });
+        let key = muster_app::sealing::ServerKey::load_or_create(&dir.join("server.key"))
+            .expect("the test's server key");
         let app = App::open(&url, &DbOptions { max_connections: 4 }, clock.clone())
             .await
-            .expect("open the test database");
+            .expect("open the test database")
+            .with_server_key(key);
         let public_url = "http://muster.test".to_owned();
         let app = app.with_public_url(&public_url);
         Self {
@@ -85,8 +95,16 @@ impl TestApp {
             url,
             public_url,
             trusted_proxies: Vec::new(),
-            dir,
+            data_dir: dir,
         }
+    }
+
+    /// Puts this test's server key into `dir`, for a CLI run that uses a
+    /// data directory of its own.
+    pub fn share_server_key(&self, dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).expect("data dir");
+        std::fs::copy(self.data_dir.join("server.key"), dir.join("server.key"))
+            .expect("copy the server key");
     }
 
     /// Turns Google sign-in on, pointed at `issuer` (a test's OIDC provider).
@@ -438,6 +456,34 @@ impl TestApp {
                     .expect("scalar")
             }
         }
+    }
+
+    /// How many audit events with `action` (any, when empty), in any organization, read (as
+    /// the API and the export show them, personal data opened) with `needle`
+    /// in their changes or context. At rest that data is sealed, so SQL
+    /// cannot look into it.
+    pub async fn audit_count(&self, action: &str, needle: &str) -> i64 {
+        let op = Caller::operator("test");
+        let mut n = 0;
+        for (_, slug) in muster_store::orgs::all_ids(&self.app.db)
+            .await
+            .expect("orgs")
+        {
+            let q = muster_app::audit::AuditQuery {
+                action: (!action.is_empty()).then(|| action.to_owned()),
+                ..Default::default()
+            };
+            muster_app::audit::export(&self.app, &op, &slug, q, |e| {
+                if e.changes.to_string().contains(needle) || e.context.to_string().contains(needle)
+                {
+                    n += 1;
+                }
+                Ok(())
+            })
+            .await
+            .expect("read the audit log");
+        }
+        n
     }
 
     /// Every table's row count: equal before and after a refused request.

@@ -317,8 +317,9 @@ async fn create(
     };
     let policy: crate::signin::SignupPolicy = setting(org, "signup");
     let me = self_caller(org, &row.id, &row.email, ctx.clone());
+    let audit_key = crate::erasure::new_key(app, &row.id);
     let mut tx = app.db.begin().await?;
-    muster_store::users::insert(&mut tx, &row, None)
+    muster_store::users::insert(&mut tx, &row, None, Some(&audit_key))
         .await
         .map_err(|e| match e {
             muster_store::StoreError::Conflict(_) => AppError::Refused(

@@ -377,13 +377,16 @@ async fn create(ctx: &Ctx<'_>, news: Vec<(Candidate, UserRow)>, out: &mut Outcom
         .iter()
         .zip(&parts)
         .zip(&invitations)
-        .map(|(((_, row), (assignments, event)), inv)| NewUser {
-            row,
-            assignments,
-            event,
-            idp_values: None,
-            invitation: inv.as_ref(),
-        })
+        .map(
+            |(((_, row), (assignments, event, audit_key)), inv)| NewUser {
+                row,
+                assignments,
+                event,
+                idp_values: None,
+                audit_key: Some(audit_key),
+                invitation: inv.as_ref(),
+            },
+        )
         .collect();
     // All at once when nothing conflicts (the usual case); otherwise a
     // savepoint each says which rows failed.

@@ -171,11 +171,12 @@ async fn insert_batch(
     let news: Vec<NewUser<'_>> = ready
         .iter()
         .zip(&parts)
-        .map(|((_, n), (assignments, event))| NewUser {
+        .map(|((_, n), (assignments, event, audit_key))| NewUser {
             row: &n.row,
             assignments,
             event,
             idp_values: Some(&n.values),
+            audit_key: Some(audit_key),
             invitation: None,
         })
         .collect();

@@ -429,15 +429,24 @@ pub async fn delete(app: &App, caller: &Caller, id: &str, pre: &Preconditions) -
     if row.state != UserState::Deactivated.as_str() {
         crate::users::transition(app, caller, &org.slug, id, LifecycleEvent::Deactivate).await?;
     }
+    let mut kept = "deactivate: the account and its history are kept";
     if policy(app, &org.id).await?.delete == super::DeleteAction::Delete {
-        crate::users::transition(app, caller, &org.slug, id, LifecycleEvent::Delete).await?;
-        return Ok(());
+        // An IdP retries a DELETE that fails, forever: a legal hold turns
+        // the deletion into the deactivate policy instead, on the record.
+        if muster_store::erasure::read_legal_hold(&app.db, &org.id, id)
+            .await?
+            .is_none()
+        {
+            crate::users::transition(app, caller, &org.slug, id, LifecycleEvent::Delete).await?;
+            return Ok(());
+        }
+        kept = "delete withheld: the account is on legal hold, so it is deactivated and kept";
     }
     let mut tx = app.db.begin().await?;
     muster_store::scim::set_hidden(&mut tx, &org.id, id, true).await?;
     let ev = Event::new(&org.id, "scim.user_deleted")
         .target("user", id)
-        .detail("policy", "deactivate: the account and its history are kept");
+        .detail("policy", kept);
     audit::record(app, &mut tx, caller, ev).await?;
     tx.commit().await?;
     Ok(())

@@ -122,7 +122,8 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         version: 1,
     };
     let me = self_caller(&org, &row.id, &row.email, ctx);
-    if let Err(e) = muster_store::users::insert(&mut tx, &row, None).await {
+    let audit_key = crate::erasure::new_key(app, &row.id);
+    if let Err(e) = muster_store::users::insert(&mut tx, &row, None, Some(&audit_key)).await {
         // Someone signed up with the address meanwhile: answer as for a known one.
         drop(tx);
         if matches!(e, muster_store::StoreError::Conflict(_))

@@ -223,6 +223,12 @@ async fn deactivation_event_carries_the_revocation_receipt(t: TestApp) {
     assert_eq!(r["sessions"], json!([format!("{id}-g0")]));
     assert_eq!(r["invitations"], json!([format!("{id}-g1")]));
     assert_eq!(r["email_tokens"], json!([format!("{id}-g2")]));
+    assert_eq!(
+        r["counts"],
+        json!({"sessions": 1, "api_tokens": 1, "invitations": 1, "email_tokens": 1, "total": 4})
+    );
+    // When: the moment of the revoking transaction, the event's own time.
+    assert_eq!(r["at"], ev["occurred_at"]);
     assert_eq!(ev["actor_kind"], "api_token");
 }
 both!(deactivation_event_carries_the_revocation_receipt);

@@ -113,7 +113,7 @@ async fn network_rules_hold_at_sign_in_and_on_every_request(t: TestApp) {
     assert!(b["detail"].as_str().unwrap().contains("network"));
     assert_eq!(t.scalar("SELECT COUNT(*) FROM sessions").await, sessions);
     assert_eq!(
-        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login_failed' AND changes LIKE '%access policy (network)%'")
+        t.audit_count("auth.login_failed", "access policy (network)")
             .await,
         1
     );

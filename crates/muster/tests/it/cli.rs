@@ -9,6 +9,7 @@ pub fn muster(t: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
     cmd.args(args)
         .env("MUSTER_DATABASE_URL", &t.url)
+        .env("MUSTER_DATA_DIR", &t.data_dir)
         .env_remove("MUSTER_CONFIG")
         .current_dir(std::env::temp_dir());
     cmd.stdin(Stdio::piped())
@@ -246,6 +247,7 @@ async fn serve_starts_answers_and_stops_on_sigterm(t: TestApp) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_muster"))
         .arg("serve")
         .env("MUSTER_DATABASE_URL", &t.url)
+        .env("MUSTER_DATA_DIR", &t.data_dir)
         .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
         .env("MUSTER_LOG", "warn")
         .current_dir(std::env::temp_dir())

@@ -131,9 +131,7 @@ async fn first_sign_in_creates_the_account_then_matches_the_subject(mut t: TestA
         let sql = format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'");
         assert_eq!(t.scalar(&sql).await, n, "{action}");
     }
-    let logins = t
-        .scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND changes LIKE '%google%'")
-        .await;
+    let logins = t.audit_count("auth.login", "google").await;
     assert_eq!(logins, 2);
 }
 

@@ -15,6 +15,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod cli;
+mod erasure;
 mod federation;
 mod federation_sso;
 mod groups;

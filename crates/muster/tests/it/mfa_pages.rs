@@ -143,11 +143,7 @@ async fn register_a_passkey_and_sign_in_with_it_in_a_browser(mut t: TestApp) {
     b.click("#mfa-passkey").await;
     wait_for_url(&b, "/account").await;
     b.wait_for("id=\"account-email\"").await;
-    assert_eq!(
-        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND changes LIKE '%password+passkey%'")
-            .await,
-        1
-    );
+    assert_eq!(t.audit_count("auth.login", "password+passkey").await, 1);
     b.quit().await;
 }
 

@@ -213,11 +213,7 @@ async fn register_then_sign_in_with_and_without_a_password(mut t: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "tenant isolation");
-    assert!(
-        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.refused' AND changes LIKE '%passkey sign-in%'")
-            .await
-            >= 1
-    );
+    assert!(t.audit_count("auth.refused", "passkey sign-in").await >= 1);
 }
 
 async fn malformed_and_replayed_registrations_change_nothing(mut t: TestApp) {
@@ -301,7 +297,7 @@ async fn malformed_and_replayed_registrations_change_nothing(mut t: TestApp) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(t.scalar("SELECT COUNT(*) FROM mfa_factors").await, 0);
     assert!(
-        t.scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.mfa_failed' AND changes LIKE '%passkey registration%'")
+        t.audit_count("auth.mfa_failed", "passkey registration")
             .await
             >= 4
     );

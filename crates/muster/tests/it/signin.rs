@@ -485,7 +485,7 @@ async fn an_admin_unlocks_and_deactivation_ends_sessions(t: TestApp) {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(b["detail"].as_str().unwrap().contains("suspended"), "{b}");
     let refused = t
-        .scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login_failed' AND changes LIKE '%account suspended%'")
+        .audit_count("auth.login_failed", "account suspended")
         .await;
     assert_eq!(refused, 1, "the attempt is audited");
     let (s, _) = t

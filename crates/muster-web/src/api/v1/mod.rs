@@ -105,6 +105,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::lifecycle))
         .routes(routes!(users::drift))
+        .routes(routes!(
+            users::legal_hold,
+            users::place_legal_hold,
+            users::lift_legal_hold
+        ))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::get, groups::update, groups::delete))
         .routes(routes!(groups::members))

@@ -5,6 +5,7 @@ use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use muster_app::AppError;
+use muster_app::legal_holds::{LegalHold, PlaceHold};
 use muster_app::paging::Page;
 use muster_app::users::{ListParams, NewUser, UserView};
 use muster_core::LifecycleEvent;
@@ -149,5 +150,47 @@ pub async fn drift(
 ) -> Result<Json<Vec<muster_app::scim::users::Drift>>, ApiError> {
     Ok(Json(
         muster_app::scim::users::drift(&s.app, &c, &org, &id).await?,
+    ))
+}
+
+/// Whether the user is on legal hold, which blocks deletion.
+#[utoipa::path(get, path = "/orgs/{org}/users/{id}/legal-hold", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = LegalHold), (status = 404, body = crate::error::Problem)))]
+pub async fn legal_hold(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<LegalHold>, ApiError> {
+    Ok(Json(
+        muster_app::legal_holds::get(&s.app, &c, &org, &id).await?,
+    ))
+}
+
+/// Places a legal hold (or restates its reason): until it is lifted the
+/// user cannot be deleted by an admin, the IdP or the scheduler.
+#[utoipa::path(put, path = "/orgs/{org}/users/{id}/legal-hold", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    request_body = PlaceHold,
+    responses((status = 200, body = LegalHold), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn place_legal_hold(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+    Json(b): Json<PlaceHold>,
+) -> Result<Json<LegalHold>, ApiError> {
+    Ok(Json(
+        muster_app::legal_holds::set(&s.app, &c, &org, &id, Some(b)).await?,
+    ))
+}
+
+/// Lifts the legal hold.
+#[utoipa::path(delete, path = "/orgs/{org}/users/{id}/legal-hold", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = LegalHold), (status = 404, body = crate::error::Problem)))]
+pub async fn lift_legal_hold(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<LegalHold>, ApiError> {
+    Ok(Json(
+        muster_app::legal_holds::set(&s.app, &c, &org, &id, None).await?,
     ))
 }
