@@ -40,6 +40,11 @@ impl<'a> Event<'a> {
         self.severity = Severity::Security;
         self
     }
+    /// Something meant to happen did not (a scheduled transition refused).
+    pub fn error(mut self) -> Self {
+        self.severity = Severity::Error;
+        self
+    }
     /// The changes hold no personal data and stay readable after the
     /// subject is deleted (the deletion's own record).
     pub fn impersonal(mut self) -> Self {

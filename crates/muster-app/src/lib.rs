@@ -25,6 +25,7 @@ pub mod passwords;
 pub mod policies;
 pub mod risk;
 pub mod roles;
+pub mod scheduler;
 pub mod scim;
 pub mod sealing;
 pub mod secrets;
@@ -62,6 +63,8 @@ pub struct App {
     pub policies: Arc<guard::PolicyCache>,
     /// People's audit keys, opened, for sealing new events (`erasure`).
     pub(crate) audit_keys: Arc<erasure::KeyCache>,
+    /// This process, as the holder of shared job leases (`scheduler`).
+    pub(crate) instance: Arc<str>,
     sealer: Arc<tokio::sync::Notify>,
     /// Woken when an email is queued, so the outbox worker sends it now.
     outbox: Arc<tokio::sync::Notify>,
@@ -92,6 +95,7 @@ impl App {
             webauthn: None,
             policies: Arc::default(),
             audit_keys: Arc::default(),
+            instance: uuid::Uuid::now_v7().to_string().into(),
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
             builtin_roles: Arc::default(),

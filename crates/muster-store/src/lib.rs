@@ -23,6 +23,7 @@ pub mod mfa;
 pub mod orgs;
 pub mod outbox;
 pub mod roles;
+pub mod schedules;
 pub mod scim;
 pub mod scratch;
 pub mod sessions;

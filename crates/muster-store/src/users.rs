@@ -260,7 +260,7 @@ pub async fn update(tx: &mut Tx, u: &UserRow) -> Result<()> {
 
 pub async fn set_state(tx: &mut Tx, org_id: &str, id: &str, state: &str, now: i64) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE users SET state = $3, updated_at = $4, version = version + 1 WHERE org_id = $1 AND id = $2")
+        "UPDATE users SET state = $3, state_since = $4, updated_at = $4, version = version + 1 WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).bind(state).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

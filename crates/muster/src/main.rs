@@ -483,6 +483,9 @@ fn csv_cell(s: &str) -> String {
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let app = open(&s).await?;
     let sealer = app.spawn_sealer();
+    // Dated transitions are due to the minute; one instance runs them at a
+    // time (a shared lease), so every instance may start the loop.
+    let scheduler = app.spawn_scheduler(std::time::Duration::from_secs(30));
     let outbound = s.mailer()?;
     let mailer = {
         let (app, mailer, url) = (app.clone(), outbound.clone(), s.public_url.to_string());
@@ -552,6 +555,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     sealer.abort();
+    scheduler.abort();
     mailer.abort();
     upkeep.abort();
     app.seal_all().await?;

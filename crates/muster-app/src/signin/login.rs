@@ -278,6 +278,7 @@ pub(crate) async fn open_session(
         muster_store::failures::clear(&mut tx, &k.account).await?;
     }
     muster_store::sessions::insert(&mut tx, &row).await?;
+    muster_store::schedules::touch_sign_in(&mut tx, &user.id, now).await?;
     let mut ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
         .detail("session", &row.id)

@@ -27,6 +27,7 @@ mod ops;
 mod pages;
 mod passkeys;
 mod risk;
+mod scheduler;
 mod schema;
 mod scim;
 mod scim_bulk;

@@ -52,6 +52,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             orgs::set_password_policy
         ))
         .routes(routes!(orgs::get_session_policy, orgs::set_session_policy))
+        .routes(routes!(
+            orgs::get_lifecycle_policy,
+            orgs::set_lifecycle_policy
+        ))
         .routes(routes!(orgs::get_lockout_policy, orgs::set_lockout_policy))
         .routes(routes!(orgs::get_signup_policy, orgs::set_signup_policy))
         .routes(routes!(invitations::list, invitations::invite))
@@ -110,6 +114,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             users::place_legal_hold,
             users::lift_legal_hold
         ))
+        .routes(routes!(users::schedule, users::set_schedule))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::get, groups::update, groups::delete))
         .routes(routes!(groups::members))

@@ -124,3 +124,11 @@ policy_routes!(
     "Whether people may sign up, and the roles and groups they get.",
     |app, c, org, b| muster_app::signin::set_signup_policy(app, c, org, b)
 );
+policy_routes!(
+    get_lifecycle_policy,
+    set_lifecycle_policy,
+    "/orgs/{org}/lifecycle-policy",
+    "lifecycle",
+    muster_app::scheduler::LifecyclePolicy,
+    "Automatic lifecycle: suspension after days without sign-in, deletion of deactivated users after a grace period."
+);

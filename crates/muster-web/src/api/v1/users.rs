@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use muster_app::AppError;
 use muster_app::legal_holds::{LegalHold, PlaceHold};
 use muster_app::paging::Page;
+use muster_app::scheduler::{AccessDates, Schedule};
 use muster_app::users::{ListParams, NewUser, UserView};
 use muster_core::LifecycleEvent;
 use serde::Deserialize;
@@ -192,5 +193,35 @@ pub async fn lift_legal_hold(
 ) -> Result<Json<LegalHold>, ApiError> {
     Ok(Json(
         muster_app::legal_holds::set(&s.app, &c, &org, &id, None).await?,
+    ))
+}
+
+/// The user's pending start and end dates, and the dated transitions done.
+#[utoipa::path(get, path = "/orgs/{org}/users/{id}/schedule", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = crate::error::Problem)))]
+pub async fn schedule(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Schedule>, ApiError> {
+    Ok(Json(
+        muster_app::scheduler::get_schedule(&s.app, &c, &org, &id).await?,
+    ))
+}
+
+/// Sets the user's start date (access is granted then) and end date (the
+/// user is deactivated then); a date left out or `null` is cleared. Dates
+/// must lie in the future.
+#[utoipa::path(put, path = "/orgs/{org}/users/{id}/schedule", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    request_body = AccessDates,
+    responses((status = 200, body = Schedule), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn set_schedule(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+    Json(b): Json<AccessDates>,
+) -> Result<Json<Schedule>, ApiError> {
+    Ok(Json(
+        muster_app::scheduler::set_schedule(&s.app, &c, &org, &id, b).await?,
     ))
 }
