@@ -196,6 +196,11 @@ pub struct EventView {
     pub seq: Option<i64>,
     #[schema(value_type = String, format = DateTime)]
     pub occurred_at: String,
+    /// The same moment on the acting person's clock (their profile's time
+    /// zone), RFC 3339 with the offset; absent when not known.
+    pub occurred_at_local: Option<String>,
+    /// That time zone, e.g. `Europe/Paris`.
+    pub actor_time_zone: Option<String>,
     pub actor_kind: String,
     pub actor_id: Option<String>,
     pub actor_label: Option<String>,
@@ -213,13 +218,15 @@ pub struct EventView {
 }
 
 impl EventView {
-    fn new(
-        l: muster_store::audit::ListedEvent,
-        erased: &std::collections::HashSet<String>,
-    ) -> Self {
+    fn new(l: muster_store::audit::ListedEvent, seen: &crate::erasure::Revealed) -> Self {
         let e = l.event;
+        let zone = seen.zones.get(&e.id).cloned();
         Self {
-            erased: erased.contains(&e.id),
+            erased: seen.erased.contains(&e.id),
+            occurred_at_local: zone
+                .as_deref()
+                .and_then(|z| crate::erasure::local_time(e.occurred_at, z)),
+            actor_time_zone: zone,
             id: e.id,
             seq: l.seq,
             occurred_at: crate::paging::rfc3339(e.occurred_at),
@@ -311,7 +318,7 @@ pub async fn list(
 async fn reveal(
     app: &App,
     rows: &mut [muster_store::audit::ListedEvent],
-) -> Result<std::collections::HashSet<String>> {
+) -> Result<crate::erasure::Revealed> {
     let mut events: Vec<&mut StoredEvent> = rows.iter_mut().map(|r| &mut r.event).collect();
     crate::erasure::reveal(app, &mut events).await
 }
@@ -348,4 +355,59 @@ pub async fn export(
         sq.after = Some(last);
     }
     Ok(n)
+}
+
+/// The CSV export's header line (RFC 4180), in the order of `csv_line`.
+pub const CSV_HEADER: &str = "seq,id,occurred_at,occurred_at_local,actor_time_zone,severity,actor_kind,actor_id,actor_label,action,target_kind,target_id,erased,changes,context";
+
+/// One event as a CSV line, without the line break.
+pub fn csv_line(e: &EventView) -> String {
+    let cells = [
+        e.seq.map(|s| s.to_string()).unwrap_or_default(),
+        e.id.clone(),
+        e.occurred_at.clone(),
+        e.occurred_at_local.clone().unwrap_or_default(),
+        e.actor_time_zone.clone().unwrap_or_default(),
+        e.severity.clone(),
+        e.actor_kind.clone(),
+        e.actor_id.clone().unwrap_or_default(),
+        e.actor_label.clone().unwrap_or_default(),
+        e.action.clone(),
+        e.target_kind.clone().unwrap_or_default(),
+        e.target_id.clone().unwrap_or_default(),
+        e.erased.to_string(),
+        e.changes.to_string(),
+        e.context.to_string(),
+    ];
+    let quoted: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+    quoted.join(",")
+}
+
+/// RFC 4180 quoting; a leading formula character is defused for
+/// spreadsheets (CSV injection), since labels and changes are user input.
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+    }
 }

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use muster_core::audit::StoredEvent;
 use muster_store::Tx;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// A sealed field: `$sealed:v1:<person id>:<base64(nonce ‖ ciphertext ‖ tag)>`.
@@ -282,13 +282,19 @@ fn is_protected(text: &str) -> bool {
     text.starts_with(SEALED) || text == ERASED
 }
 
+/// What reading a page of events learned besides their opened fields.
+#[derive(Debug, Default)]
+pub(crate) struct Revealed {
+    /// Events with personal data that can no longer be read.
+    pub erased: HashSet<String>,
+    /// The acting person's time zone (from their profile), by event id.
+    pub zones: HashMap<String, String>,
+}
+
 /// Opens the personal fields of `events` in place for reading. Fields whose
 /// key is gone (the person was deleted) become empty (`null`), and the event
 /// is reported erased. Keys are read from the database, never the cache.
-pub(crate) async fn reveal(
-    app: &App,
-    events: &mut [&mut StoredEvent],
-) -> Result<std::collections::HashSet<String>> {
+pub(crate) async fn reveal(app: &App, events: &mut [&mut StoredEvent]) -> Result<Revealed> {
     let mut wanted: Vec<String> = Vec::new();
     for e in events.iter() {
         for text in [
@@ -304,10 +310,17 @@ pub(crate) async fn reveal(
         }
     }
     let mut keys: HashMap<String, Key> = HashMap::new();
+    let mut zones: HashMap<String, String> = HashMap::new();
     if !wanted.is_empty() {
-        for (id, sealed) in muster_store::erasure::keys(&app.db, &wanted).await? {
-            if let Some(k) = open_key(app, &id, &sealed) {
-                keys.insert(id, k);
+        for (id, sealed, profile) in muster_store::erasure::people(&app.db, &wanted).await? {
+            if let Some(k) = sealed.and_then(|s| open_key(app, &id, &s)) {
+                keys.insert(id.clone(), k);
+            }
+            let zone = serde_json::from_str::<serde_json::Value>(&profile)
+                .ok()
+                .and_then(|p| p.get("timezone")?.as_str().map(str::to_owned));
+            if let Some(z) = zone {
+                zones.insert(id, z);
             }
         }
     }
@@ -321,10 +334,16 @@ pub(crate) async fn reveal(
         });
         Some(opened)
     };
-    let mut erased = std::collections::HashSet::new();
+    let mut out = Revealed::default();
     for e in events.iter_mut() {
         let mut gone = false;
         let id = e.id.clone();
+        // The actor's sealed label names the acting person.
+        if let Some((person, _)) = e.actor_label.as_deref().and_then(sealed_parts)
+            && let Some(z) = zones.get(person)
+        {
+            out.zones.insert(id.clone(), z.clone());
+        }
         if let Some(label) = &e.actor_label
             && let Some(o) = open(&id, "actor_label", label)
         {
@@ -340,10 +359,22 @@ pub(crate) async fn reveal(
             e.changes = o.unwrap_or_else(|| "null".into());
         }
         if gone {
-            erased.insert(id);
+            out.erased.insert(id);
         }
     }
-    Ok(erased)
+    Ok(out)
+}
+
+/// `ms` as the wall-clock time in `zone` (an IANA name such as
+/// `Europe/Paris`), RFC 3339 with its offset; `None` for an unknown zone.
+pub(crate) fn local_time(ms: i64, zone: &str) -> Option<String> {
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let at = jiff::Timestamp::from_millisecond(ms).ok()?;
+    Some(
+        at.to_zoned_datetime(tz)
+            .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -364,6 +395,25 @@ mod tests {
         assert!(open_field(&key, "e2", "changes", payload).is_none());
         assert!(open_field(&key, "e1", "context", payload).is_none());
         assert!(open_field(&[8u8; 32], "e1", "changes", payload).is_none());
+    }
+
+    #[test]
+    fn local_time_follows_the_zone_and_its_daylight_saving() {
+        // 2026-07-01T12:00:00Z and 2026-12-01T12:00:00Z.
+        let (summer, winter) = (1_782_907_200_000, 1_796_126_400_000);
+        assert_eq!(
+            local_time(summer, "Europe/Paris").as_deref(),
+            Some("2026-07-01T14:00:00.000+02:00")
+        );
+        assert_eq!(
+            local_time(winter, "Europe/Paris").as_deref(),
+            Some("2026-12-01T13:00:00.000+01:00")
+        );
+        assert_eq!(
+            local_time(winter, "America/New_York").as_deref(),
+            Some("2026-12-01T07:00:00.000-05:00")
+        );
+        assert_eq!(local_time(winter, "Mars/Olympus_Mons"), None);
     }
 
     #[test]

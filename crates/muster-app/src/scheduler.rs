@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
 const LEASE: &str = "lifecycle";
-const LEASE_MS: i64 = 5 * 60_000;
+/// Renewed after every batch; a crashed holder blocks the job this long.
+const LEASE_MS: i64 = 60_000;
 const BATCH: i64 = 200;
 
 /// The organization's automatic lifecycle (`PUT /orgs/{org}/lifecycle-policy`);

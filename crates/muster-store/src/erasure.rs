@@ -26,17 +26,18 @@ pub async fn set_key_if_missing(
     .flatten())
 }
 
-/// The sealed keys of those of `ids` that still exist and have one.
-pub async fn keys(db: &Db, ids: &[String]) -> Result<Vec<(String, String)>> {
+/// Of those of `ids` that still exist: the sealed audit key, if any, and
+/// the profile (for the person's time zone).
+pub async fn people(db: &Db, ids: &[String]) -> Result<Vec<(String, Option<String>, String)>> {
     let mut out = Vec::new();
     // Bounded lists keep every statement well under both dialects' limits.
     for chunk in ids.chunks(500) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, audit_key FROM users WHERE audit_key IS NOT NULL AND id IN ({})",
+            "SELECT id, audit_key, profile FROM users WHERE id IN ({})",
             marks.join(", ")
         );
-        let rows: Vec<(String, String)> = on_db!(db, c => {
+        let rows: Vec<(String, Option<String>, String)> = on_db!(db, c => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for id in chunk {
                 q = q.bind(id);

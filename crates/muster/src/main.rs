@@ -149,9 +149,21 @@ enum AuditCmd {
         org: String,
         #[arg(long, default_value = "jsonl")]
         format: String,
-        /// RFC 3339 time
+        /// Events at or after this RFC 3339 time
         #[arg(long)]
         since: Option<String>,
+        /// Events before this RFC 3339 time
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events by this actor (a user or token id)
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events about this target (a user, group, role… id)
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this action, or a prefix ending in '.' (e.g. `user.`)
+        #[arg(long)]
+        action: Option<String>,
     },
 }
 
@@ -413,10 +425,23 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
                 ok
             })
         }
-        Command::Audit(AuditCmd::Export { org, format, since }) => {
+        Command::Audit(AuditCmd::Export {
+            org,
+            format,
+            since,
+            until,
+            actor,
+            target,
+            action,
+        }) => {
             let app = open(&s).await?;
+            // Exactly what the same filters show through the API.
             let q = muster_app::audit::AuditQuery {
                 since,
+                until,
+                actor,
+                target,
+                action,
                 ..Default::default()
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -429,27 +454,9 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
                     .await?;
                 }
                 "csv" => {
-                    writeln!(
-                        out,
-                        "seq,id,occurred_at,severity,actor_kind,actor_id,actor_label,action,target_kind,target_id,changes,context"
-                    )?;
+                    writeln!(out, "{}", muster_app::audit::CSV_HEADER)?;
                     muster_app::audit::export(&app, &operator(), &org, q, |e| {
-                        let cells = [
-                            e.seq.map(|s| s.to_string()).unwrap_or_default(),
-                            e.id,
-                            e.occurred_at,
-                            e.severity,
-                            e.actor_kind,
-                            e.actor_id.unwrap_or_default(),
-                            e.actor_label.unwrap_or_default(),
-                            e.action,
-                            e.target_kind.unwrap_or_default(),
-                            e.target_id.unwrap_or_default(),
-                            e.changes.to_string(),
-                            e.context.to_string(),
-                        ];
-                        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-                        writeln!(out, "{}", line.join(","))
+                        writeln!(out, "{}", muster_app::audit::csv_line(&e))
                     })
                     .await?;
                 }
@@ -464,20 +471,6 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
 async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(String, String)> {
     let org = muster_app::orgs::get(app, &operator(), slug).await?;
     Ok((org.id, org.slug))
-}
-
-/// RFC 4180 quoting; a leading formula character is defused for spreadsheets.
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
 }
 
 async fn serve(s: Settings) -> anyhow::Result<()> {

@@ -209,8 +209,43 @@ async fn the_cli_provisions_and_verifies(t: TestApp) {
         None,
     );
     let csv = String::from_utf8_lossy(&out.stdout);
-    assert!(csv.starts_with("seq,id,occurred_at"));
+    assert!(csv.starts_with("seq,id,occurred_at,occurred_at_local"));
     assert_eq!(csv.lines().count(), 4);
+    // The filters select exactly what the API would show.
+    let out = muster(
+        &t,
+        &[
+            "audit", "export", "--org", "acme", "--action", "user.", "--format", "csv",
+        ],
+        None,
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().contains(",user.created,"),
+        "{csv}"
+    );
+    let out = muster(
+        &t,
+        &[
+            "audit",
+            "export",
+            "--org",
+            "acme",
+            "--until",
+            "2000-01-01T00:00:00Z",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+    let out = muster(
+        &t,
+        &["audit", "export", "--org", "acme", "--since", "yesterday"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 
     // Tamper, and the CLI says so with a non-zero exit.
     match t.backend() {

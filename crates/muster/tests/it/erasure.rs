@@ -284,3 +284,46 @@ async fn scim_hard_delete_of_a_held_account_deactivates_it_instead(t: TestApp) {
     );
 }
 both!(scim_hard_delete_of_a_held_account_deactivates_it_instead);
+
+/// Issue 6 §5: the actor's local time beside UTC, from their profile.
+async fn events_show_the_actors_local_time_beside_utc(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let (id, _) = t
+        .user_with_token("acme", "kei@acme.example", &["member"])
+        .await;
+    let (s, _) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/acme/users/{id}"),
+            Some(&admin),
+            Some(json!({"profile": {"timezone": "Asia/Tokyo"}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "kei@acme.example", "password": "Str0ng!pass", "org": "acme"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let ev = exported(&t, &id).await;
+    let login = ev.iter().find(|e| e["action"] == "auth.login").unwrap();
+    assert_eq!(login["actor_time_zone"], "Asia/Tokyo");
+    let local = login["occurred_at_local"].as_str().unwrap();
+    assert!(local.ends_with("+09:00"), "{local}");
+    let utc = time::OffsetDateTime::parse(
+        login["occurred_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let there =
+        time::OffsetDateTime::parse(local, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(utc, there, "the same instant");
+    // The admin's edit: the admin has no time zone, so none is shown.
+    let edit = ev.iter().find(|e| e["action"] == "user.updated").unwrap();
+    assert_eq!(edit["occurred_at_local"], Value::Null);
+}
+both!(events_show_the_actors_local_time_beside_utc);

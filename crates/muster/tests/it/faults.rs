@@ -1,0 +1,131 @@
+//! Faults (issue 6): a server killed with SIGKILL in the middle of
+//! deactivating a thousand users leaves each one either fully deactivated,
+//! with its receipt, or untouched; the audit chain verifies after restart.
+
+use crate::*;
+use muster_testkit::muster_app::{Caller, audit, users};
+use muster_testkit::muster_core::clock::{self, Clock};
+use muster_testkit::muster_store::access::{GrantKind, insert_grant};
+use std::process::{Command, Stdio};
+
+const USERS: usize = 1000;
+
+async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestApp) {
+    t.org_with_owner("acme").await;
+    let op = Caller::operator("test");
+    let org = muster_testkit::muster_store::orgs::by_slug(&t.app.db, "acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // A thousand provisioned users, each with a session to revoke.
+    let mut ids = Vec::with_capacity(USERS);
+    let setup = std::time::Instant::now();
+    for i in 0..USERS {
+        let input = users::NewUser {
+            email: format!("p{i}@acme.example"),
+            user_name: None,
+            profile: Default::default(),
+            roles: None,
+            password: None,
+        };
+        ids.push(users::create(&t.app, &op, "acme", input).await.unwrap().id);
+    }
+    let mut tx = t.app.db.begin().await.unwrap();
+    for id in &ids {
+        insert_grant(&mut tx, GrantKind::Session, &format!("s-{id}"), &org, id, 0)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Every one's end date has come (by the server's real clock).
+    let now = clock::to_millis(clock::SystemClock.now());
+    let rows: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!(
+                "('sch-{i}', '{org}', '{id}', 'deactivate', {}, {})",
+                now - 1000,
+                now - 2000
+            )
+        })
+        .collect();
+    t.raw(&format!(
+        "INSERT INTO scheduled_transitions (id, org_id, user_id, action, due_at, created_at) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+
+    eprintln!("set up {USERS} users in {:?}", setup.elapsed());
+    // The server's scheduler starts on them at once; kill it mid-way.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("serve")
+        .env("MUSTER_DATABASE_URL", &t.url)
+        .env("MUSTER_DATA_DIR", &t.data_dir)
+        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MUSTER_LOG", "warn")
+        .env_remove("MUSTER_CONFIG")
+        .env_remove("MUSTER_SMTP_URL")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deactivated = "SELECT COUNT(*) FROM users WHERE state = 'deactivated'";
+    let started = std::time::Instant::now();
+    while t.scalar(deactivated).await < 25 {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the scheduler never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    eprintln!("killed {:?} after start", started.elapsed());
+    child.wait().unwrap();
+    let done = t.scalar(deactivated).await;
+    assert!(
+        (25..USERS as i64).contains(&done),
+        "killed mid-way: {done} of {USERS} deactivated"
+    );
+
+    // Each user is whole: deactivated with its event, receipt, revoked
+    // session and claimed schedule — or untouched on every count.
+    let deact_event = "EXISTS (SELECT 1 FROM audit_events e WHERE e.target_id = u.id AND e.action = 'user.deactivate')";
+    let live_session =
+        "EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL)";
+    let claimed = "EXISTS (SELECT 1 FROM scheduled_transitions x WHERE x.user_id = u.id AND x.done_at IS NOT NULL)";
+    let whole_done = format!(
+        "SELECT COUNT(*) FROM users u WHERE u.org_id = '{org}' AND u.state = 'deactivated' \
+         AND {deact_event} AND NOT {live_session} AND {claimed}"
+    );
+    let untouched = format!(
+        "SELECT COUNT(*) FROM users u WHERE u.org_id = '{org}' AND u.state = 'provisioned' \
+         AND NOT {deact_event} AND {live_session} AND NOT {claimed}"
+    );
+    assert_eq!(t.scalar(&whole_done).await, done);
+    assert_eq!(t.scalar(&untouched).await, USERS as i64 - done);
+    assert_eq!(
+        t.audit_count("user.deactivate", "\"total\":1").await,
+        done,
+        "every deactivation carries its receipt"
+    );
+
+    // Restarted (this process opens the database afresh), the chain verifies.
+    let out = crate::cli::muster(&t, &["audit", "verify", "--org", "acme"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v = audit::verify(&t.app, &org, "acme").await.unwrap();
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    assert!(v.events_checked > done, "{v:?}");
+}
+both!(sigkill_during_a_thousand_deactivations_leaves_each_user_whole);

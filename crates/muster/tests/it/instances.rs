@@ -1,0 +1,214 @@
+//! Several `muster serve` processes on one PostgreSQL database behave as one
+//! (issue 6 §2): a token revoked through one is refused by the other on its
+//! very next request; a role removed through one is enforced by the other;
+//! lockout counts are shared. The test prints how long revocation took to be
+//! seen by the other instance (BENCHMARKS.md quotes it); it asserts only
+//! behaviour, never a timing.
+
+use crate::*;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(t: &TestApp) -> Instance {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("serve")
+        .env("MUSTER_DATABASE_URL", &t.url)
+        .env("MUSTER_DATA_DIR", &t.data_dir)
+        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MUSTER_LOG", "warn")
+        .env_remove("MUSTER_CONFIG")
+        .env_remove("MUSTER_SMTP_URL")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inst = Instance {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{}/readyz", inst.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return inst;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("instance at {} never became ready", inst.base);
+}
+
+async fn call(
+    c: &reqwest::Client,
+    i: &Instance,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = c
+        .request(method.parse().unwrap(), format!("{}{path}", i.base))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let (a, b) = (start(&t).await, start(&t).await);
+    let c = reqwest::Client::new();
+
+    // Revocation: a token revoked through A is refused by B at once.
+    const ROUNDS: usize = 200;
+    let mut seen_ms = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS {
+        let (s, tok) = call(
+            &c,
+            &a,
+            "POST",
+            "/api/v1/orgs/acme/api-tokens",
+            &admin,
+            Some(json!({"name": format!("t{i}")})),
+        )
+        .await;
+        assert_eq!(s, 201, "{tok}");
+        let secret = tok["secret"].as_str().unwrap();
+        assert_eq!(call(&c, &b, "GET", "/api/v1/me", secret, None).await.0, 200);
+        let (s, _) = call(
+            &c,
+            &a,
+            "DELETE",
+            &format!(
+                "/api/v1/orgs/acme/api-tokens/{}",
+                tok["id"].as_str().unwrap()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(s, 204);
+        let revoked = std::time::Instant::now();
+        // The very next request through B is refused.
+        assert_eq!(
+            call(&c, &b, "GET", "/api/v1/me", secret, None).await.0,
+            401,
+            "round {i}"
+        );
+        seen_ms.push(revoked.elapsed().as_secs_f64() * 1000.0);
+    }
+    seen_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| seen_ms[((seen_ms.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "revocation seen by the other instance ({ROUNDS} rounds): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+
+    // A role removed through A is enforced by B on the next request.
+    let (uid, user_tok) = t
+        .user_with_token("acme", "rae@acme.example", &["member"])
+        .await;
+    let (s, grant) = call(
+        &c,
+        &a,
+        "POST",
+        "/api/v1/orgs/acme/role-assignments",
+        &admin,
+        Some(json!({"role": "admin", "user_id": uid})),
+    )
+    .await;
+    assert_eq!(s, 201, "{grant}");
+    assert_eq!(
+        call(&c, &b, "GET", "/api/v1/orgs/acme/users", &user_tok, None)
+            .await
+            .0,
+        200
+    );
+    let (s, _) = call(
+        &c,
+        &a,
+        "DELETE",
+        &format!(
+            "/api/v1/orgs/acme/role-assignments/{}",
+            grant["id"].as_str().unwrap()
+        ),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        call(&c, &b, "GET", "/api/v1/orgs/acme/users", &user_tok, None)
+            .await
+            .0,
+        403
+    );
+
+    // Lockout counts are shared: failures spread over both lock the account.
+    let policy = json!({"delay_after": 4, "lock_after": 4, "cooldown_minutes": 15});
+    let (s, v) = call(
+        &c,
+        &a,
+        "PUT",
+        "/api/v1/orgs/acme/lockout-policy",
+        &admin,
+        Some(policy),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for i in 0..4 {
+        let inst = if i % 2 == 0 { &a } else { &b };
+        let wrong = json!({"email": "rae@acme.example", "password": "wrong-Pass1!", "org": "acme"});
+        let (s, v) = call(&c, inst, "POST", "/api/v1/auth/login", "", Some(wrong)).await;
+        assert_eq!(s, 401, "failure {i}: {v}");
+    }
+    let (_, u) = call(
+        &c,
+        &b,
+        "GET",
+        &format!("/api/v1/orgs/acme/users/{uid}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        u["state"], "locked",
+        "four failures across two instances lock the account"
+    );
+}
+
+/// PostgreSQL only: several instances are what it is for.
+mod two_instances_on_one_postgres_behave_as_one {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(t) = muster_testkit::TestApp::postgres(module_path!()).await {
+            super::two_instances_on_one_postgres_behave_as_one(t).await
+        }
+    }
+}
