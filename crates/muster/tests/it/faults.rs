@@ -6,7 +6,6 @@ use crate::*;
 use muster_testkit::muster_app::{Caller, audit, users};
 use muster_testkit::muster_core::clock::{self, Clock};
 use muster_testkit::muster_store::access::{GrantKind, insert_grant};
-use std::process::{Command, Stdio};
 
 const USERS: usize = 1000;
 
@@ -59,24 +58,7 @@ async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestA
 
     eprintln!("set up {USERS} users in {:?}", setup.elapsed());
     // The server's scheduler starts on them at once; kill it mid-way.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .arg("serve")
-        .env("MUSTER_DATABASE_URL", &t.url)
-        .env("MUSTER_DATA_DIR", &t.data_dir)
-        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("MUSTER_LOG", "warn")
-        .env_remove("MUSTER_CONFIG")
-        .env_remove("MUSTER_SMTP_URL")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = crate::instances::spawn(&t);
     let deactivated = "SELECT COUNT(*) FROM users WHERE state = 'deactivated'";
     let started = std::time::Instant::now();
     while t.scalar(deactivated).await < 25 {
@@ -86,9 +68,9 @@ async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestA
         );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    child.kill().unwrap(); // SIGKILL
+    server.child.kill().unwrap(); // SIGKILL
     eprintln!("killed {:?} after start", started.elapsed());
-    child.wait().unwrap();
+    server.child.wait().unwrap();
     let done = t.scalar(deactivated).await;
     assert!(
         (25..USERS as i64).contains(&done),

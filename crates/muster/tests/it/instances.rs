@@ -9,8 +9,8 @@ use crate::*;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 
-struct Instance {
-    child: Child,
+pub(crate) struct Instance {
+    pub(crate) child: Child,
     base: String,
 }
 
@@ -21,7 +21,9 @@ impl Drop for Instance {
     }
 }
 
-async fn start(t: &TestApp) -> Instance {
+/// Starts `muster serve` on the test's database and data directory (its
+/// server key), without waiting for it to answer.
+pub(crate) fn spawn(t: &TestApp) -> Instance {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -40,10 +42,15 @@ async fn start(t: &TestApp) -> Instance {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let inst = Instance {
+    Instance {
         child,
         base: format!("http://127.0.0.1:{port}"),
-    };
+    }
+}
+
+/// `spawn`, then waits until it answers `/readyz`.
+async fn start(t: &TestApp) -> Instance {
+    let inst = spawn(t);
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client
