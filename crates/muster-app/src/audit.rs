@@ -72,6 +72,7 @@ pub async fn record(app: &App, tx: &mut Tx, caller: &Caller, ev: Event<'_>) -> R
     crate::erasure::seal(app, tx, caller, &mut stored, personal).await?;
     muster_store::audit::insert(tx, &stored).await?;
     app.sealer.notify_one();
+    app.webhook_queued();
     Ok(stored.id)
 }
 
@@ -104,6 +105,7 @@ impl App {
     /// Wakes the sealer after an event was committed outside `record`.
     pub(crate) fn event_written(&self) {
         self.sealer.notify_one();
+        self.webhook_queued();
     }
 
     /// Seals every organization's pending events into its chain; returns how many.
@@ -153,8 +155,16 @@ pub struct Verification {
 /// Replays the organization's whole chain, a page at a time.
 pub async fn verify(app: &App, org_id: &str, org_slug: &str) -> Result<Verification> {
     app.seal_all().await?;
-    let mut start = (0_i64, audit::GENESIS.to_owned());
     let mut findings: Vec<Finding> = Vec::new();
+    // Links up to the newest checkpoint were archived (`retention`): the
+    // chain in the database starts from its hash, if this server signed it.
+    let mut start = (0_i64, audit::GENESIS.to_owned());
+    if let Some(k) = muster_store::retention::latest(&app.db, org_id).await? {
+        if !crate::retention::signed_here(app, &k) {
+            findings.push(Finding::BadCheckpoint { seq: k.seq });
+        }
+        start = (k.seq, k.hash);
+    }
     loop {
         let page = muster_store::audit::chain_page(&app.db, org_id, start.0, 5000).await?;
         let Some(last) = page.last().map(|(l, _)| (l.seq, l.hash.clone())) else {
@@ -313,6 +323,17 @@ pub async fn list(
         |r| r.event.id.clone(),
         |r| Ok(EventView::new(r, &erased)),
     )
+}
+
+/// One event of the organization as the API shows it.
+pub(crate) async fn view(app: &App, org_id: &str, id: &str) -> Result<Option<EventView>> {
+    let Some(row) = muster_store::audit::get(&app.db, org_id, id).await? else {
+        return Ok(None);
+    };
+    let mut rows = [row];
+    let seen = reveal(app, &mut rows).await?;
+    let [row] = rows;
+    Ok(Some(EventView::new(row, &seen)))
 }
 
 async fn reveal(

@@ -92,6 +92,24 @@ pub fn account_exists(to: &str, org: &str, public_url: &str) -> Email {
     }
 }
 
+/// Sent to an organization's owners when Muster turned a webhook endpoint
+/// off after persistent failure.
+pub fn webhook_disabled(to: &str, org: &str, public_url: &str, url: &str, reason: &str) -> Email {
+    let base = public_url.trim_end_matches('/');
+    Email {
+        to: to.to_owned(),
+        subject: format!("A {org} webhook endpoint was turned off"),
+        text: format!(
+            "Hello,\n\n\
+             Muster stopped sending events to this webhook endpoint:\n{url}\n\n\
+             Why: {reason}\n\n\
+             Events since then are not queued for it. Once the receiver works again, turn the endpoint back on \
+             (PATCH {base}/api/v1/orgs/<org>/webhooks/<id> with {{\"enabled\": true}}): the messages that were \
+             waiting resume in order, and the one given up on can be redelivered from its delivery log.\n"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod orgs;
 pub mod paging;
 pub mod passwords;
 pub mod policies;
+pub mod retention;
 pub mod risk;
 pub mod roles;
 pub mod scheduler;
@@ -32,6 +33,7 @@ pub mod secrets;
 pub mod signin;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use caller::{Caller, Principal};
 pub use error::AppError;
@@ -63,6 +65,13 @@ pub struct App {
     pub policies: Arc<guard::PolicyCache>,
     /// People's audit keys, opened, for sealing new events (`erasure`).
     pub(crate) audit_keys: Arc<erasure::KeyCache>,
+    /// Which webhook URLs are allowed (`MUSTER_WEBHOOKS_ALLOW_PRIVATE`).
+    pub webhook_targets: webhooks::targets::Targets,
+    /// The client that delivers webhooks, built on first use.
+    webhook_http: Arc<std::sync::OnceLock<std::result::Result<reqwest::Client, String>>>,
+    /// Woken when an endpoint may have work (re-enabled), so the
+    /// dispatcher runs now.
+    webhooks_wake: Arc<tokio::sync::Notify>,
     /// This process, as the holder of shared job leases (`scheduler`).
     pub(crate) instance: Arc<str>,
     sealer: Arc<tokio::sync::Notify>,
@@ -95,6 +104,9 @@ impl App {
             webauthn: None,
             policies: Arc::default(),
             audit_keys: Arc::default(),
+            webhook_targets: webhooks::targets::Targets::default(),
+            webhook_http: Arc::default(),
+            webhooks_wake: Arc::new(tokio::sync::Notify::new()),
             instance: uuid::Uuid::now_v7().to_string().into(),
             sealer: Arc::new(tokio::sync::Notify::new()),
             outbox: Arc::new(tokio::sync::Notify::new()),
@@ -131,6 +143,32 @@ impl App {
                 .map(Arc::new)
         });
         self
+    }
+
+    /// Lets webhooks go to private and loopback addresses, and over plain
+    /// http (internal receivers; tests).
+    pub fn with_private_webhook_targets(mut self, allow: bool) -> Self {
+        self.webhook_targets.allow_private = allow;
+        self.webhook_http = Arc::default();
+        self
+    }
+
+    pub(crate) fn webhook_client(&self) -> std::result::Result<&reqwest::Client, String> {
+        self.webhook_http
+            .get_or_init(|| webhooks::delivery::client(self.webhook_targets.allow_private))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Wakes the webhook dispatcher.
+    pub(crate) fn webhook_queued(&self) {
+        self.webhooks_wake.notify_one();
+    }
+
+    /// Resolves when an event was written or an endpoint changed since the
+    /// last call (the webhook dispatcher's wake-up).
+    pub async fn webhooks_due(&self) {
+        self.webhooks_wake.notified().await;
     }
 
     /// Reads countries (and coordinates) from this GeoIP database.

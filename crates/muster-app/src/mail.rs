@@ -207,6 +207,9 @@ async fn deliver(
             mint_code(app, row, &org, public_url).await?
         }
         "new_device" => new_device(app, row, &org, public_url).await?,
+        "webhook_disabled" => {
+            crate::webhooks::delivery::disabled_email(app, row, &org, public_url).await?
+        }
         "account_exists" => Some(crate::emails::account_exists(
             &row.to_address,
             &org,

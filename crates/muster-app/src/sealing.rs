@@ -51,6 +51,14 @@ impl ServerKey {
             .to_vec()
     }
 
+    /// The Ed25519 key that signs audit checkpoints, derived from the server
+    /// key: every instance that shares the key signs alike, and the public
+    /// half (`muster audit verify` prints it) lets anyone check an archive.
+    pub fn checkpoint_signer(&self) -> Option<aws_lc_rs::signature::Ed25519KeyPair> {
+        let seed = self.mac("audit-checkpoint-ed25519", "");
+        aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).ok()
+    }
+
     /// A key that lives as long as the process (tests, and the CLI's
     /// commands that seal nothing).
     pub fn ephemeral() -> Self {

@@ -182,6 +182,9 @@ pub enum Finding {
     /// An event sits in the table that the chain never sealed and that is not
     /// waiting to be sealed: it was inserted behind the server's back.
     UnchainedEvent { event_id: String },
+    /// The checkpoint the chain starts from (after archiving) is not signed
+    /// by this server's key.
+    BadCheckpoint { seq: i64 },
 }
 
 impl std::fmt::Display for Finding {
@@ -200,6 +203,12 @@ impl std::fmt::Display for Finding {
                 write!(
                     f,
                     "event {event_id} (link {seq}) does not match its hash: modified or reordered"
+                )
+            }
+            Self::BadCheckpoint { seq } => {
+                write!(
+                    f,
+                    "the checkpoint at link {seq} is not signed by this server's key: forged or altered"
                 )
             }
             Self::UnchainedEvent { event_id } => {

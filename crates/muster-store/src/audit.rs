@@ -131,6 +131,20 @@ pub async fn list(db: &Db, org_id: &str, q: &EventQuery) -> Result<Vec<ListedEve
         .collect())
 }
 
+/// One event of the organization by id, with its place in the chain.
+pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<ListedEvent>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS}, c.seq FROM audit_events e LEFT JOIN audit_chain c ON c.event_id = e.id
+         WHERE e.org_id = $1 AND e.id = $2"
+    ));
+    let row: Option<ListedRow> =
+        on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(id).fetch_optional(c).await)?;
+    Ok(row.map(|r| ListedEvent {
+        seq: r.seq,
+        event: r.e.into(),
+    }))
+}
+
 /// Clears the dead rows that sealing leaves in the queue and the chain heads.
 /// Every event passes through `audit_pending` once (inserted, then deleted),
 /// so on PostgreSQL the table is all dead tuples unless vacuumed; we do not

@@ -22,6 +22,7 @@ pub mod invitations;
 pub mod mfa;
 pub mod orgs;
 pub mod outbox;
+pub mod retention;
 pub mod roles;
 pub mod schedules;
 pub mod scim;
@@ -29,6 +30,7 @@ pub mod scratch;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use db::{Backend, Db, DbOptions, Tx};
 pub use error::StoreError;

@@ -29,6 +29,7 @@ pub mod browser;
 pub mod geoip;
 pub mod oidc;
 pub mod smtp;
+pub mod webhooks;
 
 pub use muster_app;
 pub use muster_core;
@@ -87,7 +88,10 @@ impl TestApp {
             .expect("open the test database")
             .with_server_key(key);
         let public_url = "http://muster.test".to_owned();
-        let app = app.with_public_url(&public_url);
+        // Tests run their webhook receivers on loopback.
+        let app = app
+            .with_public_url(&public_url)
+            .with_private_webhook_targets(true);
         Self {
             router: router_for(&app, &public_url, &[]),
             app,
@@ -125,6 +129,12 @@ impl TestApp {
     pub fn with_public_url(&mut self, url: &str) {
         self.public_url = url.to_owned();
         self.app = self.app.clone().with_public_url(url);
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
+    /// Refuses private and loopback webhook targets, as production does by default.
+    pub fn forbid_private_webhooks(&mut self) {
+        self.app = self.app.clone().with_private_webhook_targets(false);
         self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
     }
 
@@ -458,6 +468,24 @@ impl TestApp {
         }
     }
 
+    /// A single text value from the database (an id, a hash).
+    pub async fn scalar_text(&self, sql: &str) -> String {
+        match &self.app.db {
+            muster_store::Db::Sqlite { read, .. } => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(read)
+                    .await
+                    .expect("scalar_text")
+            }
+            muster_store::Db::Postgres(p) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(p)
+                    .await
+                    .expect("scalar_text")
+            }
+        }
+    }
+
     /// How many audit events with `action` (any, when empty), in any organization, read (as
     /// the API and the export show them, personal data opened) with `needle`
     /// in their changes or context. At rest that data is sealed, so SQL
@@ -499,6 +527,9 @@ impl TestApp {
             "role_assignments",
             "api_tokens",
             "audit_events",
+            "webhook_endpoints",
+            "webhook_subscriptions",
+            "webhook_deliveries",
         ] {
             out.push((
                 t.to_owned(),

@@ -62,6 +62,10 @@ pub struct Flags {
     /// and the risk engine [default: unset, no GeoIP]
     #[arg(long, global = true, env = "MUSTER_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
+    /// Let webhook endpoints be private, loopback or link-local addresses,
+    /// and plain http (receivers inside your network) [default: false]
+    #[arg(long, global = true, env = "MUSTER_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: Option<bool>,
 }
 
 /// The file's keys are the variable names without `MUSTER_`, in lower case.
@@ -81,6 +85,7 @@ struct FileConfig {
     google_issuer: Option<String>,
     trusted_proxies: Option<String>,
     geoip_db: Option<PathBuf>,
+    webhooks_allow_private: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +107,7 @@ pub struct Settings {
     pub google: Option<muster_app::federation::ClientConfig>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub geoip_db: Option<PathBuf>,
+    pub webhooks_allow_private: bool,
 }
 
 fn bad(var: &str, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
@@ -213,6 +219,10 @@ impl Settings {
         )?;
         let trusted_proxies = proxies(flags.trusted_proxies.clone().or(file.trusted_proxies))?;
         let geoip_db = flags.geoip_db.clone().or(file.geoip_db);
+        let webhooks_allow_private = flags
+            .webhooks_allow_private
+            .or(file.webhooks_allow_private)
+            .unwrap_or(false);
         Ok(Self {
             listen,
             public_url,
@@ -225,6 +235,7 @@ impl Settings {
             google,
             trusted_proxies,
             geoip_db,
+            webhooks_allow_private,
         })
     }
 

@@ -1,5 +1,6 @@
 //! `muster`: the server and its operator commands (DESIGN.md §2 "CLI").
 
+mod audit_cmd;
 mod config;
 mod progress;
 mod transfer;
@@ -43,7 +44,7 @@ enum Command {
     ScimToken(ScimTokenCmd),
     /// The audit log
     #[command(subcommand)]
-    Audit(AuditCmd),
+    Audit(audit_cmd::AuditCmd),
     /// Create or update users from a CSV or JSON Lines file
     Import(transfer::ImportArgs),
     /// Write the organization's users as CSV or JSON Lines (no secrets)
@@ -134,39 +135,6 @@ enum ScimTokenCmd {
     },
 }
 
-#[derive(Subcommand)]
-enum AuditCmd {
-    /// Replays the hash chain; exits non-zero and names the events if it is broken
-    Verify {
-        #[arg(long)]
-        org: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Writes events as JSON Lines or CSV to standard output
-    Export {
-        #[arg(long)]
-        org: String,
-        #[arg(long, default_value = "jsonl")]
-        format: String,
-        /// Events at or after this RFC 3339 time
-        #[arg(long)]
-        since: Option<String>,
-        /// Events before this RFC 3339 time
-        #[arg(long)]
-        until: Option<String>,
-        /// Only events by this actor (a user or token id)
-        #[arg(long)]
-        actor: Option<String>,
-        /// Only events about this target (a user, group, role… id)
-        #[arg(long)]
-        target: Option<String>,
-        /// Only this action, or a prefix ending in '.' (e.g. `user.`)
-        #[arg(long)]
-        action: Option<String>,
-    },
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.flags) {
@@ -209,7 +177,7 @@ fn init_logs(format: LogFormat, server: bool) {
     }
 }
 
-async fn open(s: &Settings) -> anyhow::Result<App> {
+pub(crate) async fn open(s: &Settings) -> anyhow::Result<App> {
     let key = s.prepare_data_dir()?;
     let opts = DbOptions {
         max_connections: s.max_connections,
@@ -218,7 +186,8 @@ async fn open(s: &Settings) -> anyhow::Result<App> {
         .await
         .context("cannot open the database")?
         .with_server_key(key)
-        .with_public_url(s.public_url.as_str());
+        .with_public_url(s.public_url.as_str())
+        .with_private_webhook_targets(s.webhooks_allow_private);
     let app = match &s.google {
         Some(g) => app.with_google(g.clone()),
         None => app,
@@ -249,7 +218,7 @@ pub(crate) fn print(
     Ok(())
 }
 
-fn operator() -> Caller {
+pub(crate) fn operator() -> Caller {
     let name = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     Caller::operator(&format!("cli:{name}"))
 }
@@ -402,73 +371,11 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
             let app = open(&s).await?;
             transfer::export_users(&app, &operator(), a).await
         }
-        Command::Audit(AuditCmd::Verify { org, json }) => {
-            let app = open(&s).await?;
-            let orgs = match org {
-                Some(slug) => vec![muster_store_org(&app, &slug).await?],
-                None => muster_store::orgs::all_ids(&app.db).await?,
-            };
-            let mut broken = false;
-            for (id, slug) in orgs {
-                let v = muster_app::audit::verify(&app, &id, &slug).await?;
-                broken |= !v.findings.is_empty();
-                let human = if v.findings.is_empty() {
-                    format!("{slug}: {} events, chain intact", v.events_checked)
-                } else {
-                    format!("{slug}: CHAIN BROKEN\n  {}", v.findings.join("\n  "))
-                };
-                print(json, &v, human)?;
-            }
-            Ok(if broken {
-                std::process::ExitCode::FAILURE
-            } else {
-                ok
-            })
-        }
-        Command::Audit(AuditCmd::Export {
-            org,
-            format,
-            since,
-            until,
-            actor,
-            target,
-            action,
-        }) => {
-            let app = open(&s).await?;
-            // Exactly what the same filters show through the API.
-            let q = muster_app::audit::AuditQuery {
-                since,
-                until,
-                actor,
-                target,
-                action,
-                ..Default::default()
-            };
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            match format.as_str() {
-                "jsonl" => {
-                    muster_app::audit::export(&app, &operator(), &org, q, |e| {
-                        serde_json::to_writer(&mut out, &e)?;
-                        out.write_all(b"\n")
-                    })
-                    .await?;
-                }
-                "csv" => {
-                    writeln!(out, "{}", muster_app::audit::CSV_HEADER)?;
-                    muster_app::audit::export(&app, &operator(), &org, q, |e| {
-                        writeln!(out, "{}", muster_app::audit::csv_line(&e))
-                    })
-                    .await?;
-                }
-                other => anyhow::bail!("unknown format '{other}': use jsonl or csv"),
-            }
-            out.flush()?;
-            Ok(ok)
-        }
+        Command::Audit(cmd) => audit_cmd::run(&s, cmd).await,
     }
 }
 
-async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(String, String)> {
     let org = muster_app::orgs::get(app, &operator(), slug).await?;
     Ok((org.id, org.slug))
 }
@@ -491,6 +398,22 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 tokio::select! {
                     () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
                     () = app.email_queued() => {}
+                }
+            }
+        })
+    };
+    let webhooks = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = muster_app::webhooks::delivery::deliver_due(&app).await {
+                    tracing::error!(error = %e, "delivering webhooks failed");
+                }
+                // Every second (another instance may have written events, a
+                // retry may have come due), or at once after an event here.
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    () = app.webhooks_due() => {}
                 }
             }
         })
@@ -550,6 +473,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     sealer.abort();
     scheduler.abort();
     mailer.abort();
+    webhooks.abort();
     upkeep.abort();
     app.seal_all().await?;
     app.db.close().await;

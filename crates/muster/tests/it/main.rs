@@ -28,6 +28,7 @@ mod mfa_pages;
 mod ops;
 mod pages;
 mod passkeys;
+mod retention;
 mod risk;
 mod scheduler;
 mod schema;
@@ -38,6 +39,7 @@ mod scim_lifecycle;
 mod scim_paging;
 mod signin;
 mod signin_account;
+mod webhooks;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;

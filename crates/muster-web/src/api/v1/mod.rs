@@ -13,6 +13,7 @@ mod scim;
 mod security;
 mod tokens;
 mod users;
+mod webhooks;
 
 use crate::AppState;
 use axum::Json;
@@ -55,6 +56,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(
             orgs::get_lifecycle_policy,
             orgs::set_lifecycle_policy
+        ))
+        .routes(routes!(
+            orgs::get_audit_retention,
+            orgs::set_audit_retention
         ))
         .routes(routes!(orgs::get_lockout_policy, orgs::set_lockout_policy))
         .routes(routes!(orgs::get_signup_policy, orgs::set_signup_policy))
@@ -130,7 +135,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(scim::revoke))
         .routes(routes!(scim::rotate))
         .routes(routes!(scim::get_policy, scim::set_policy))
-        .routes(routes!(audit::list));
+        .routes(routes!(audit::list))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
+        .routes(routes!(webhooks::redeliver));
     let doc = r.get_openapi().clone();
     r.route(
         "/openapi.json",

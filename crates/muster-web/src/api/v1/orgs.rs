@@ -125,6 +125,14 @@ policy_routes!(
     |app, c, org, b| muster_app::signin::set_signup_policy(app, c, org, b)
 );
 policy_routes!(
+    get_audit_retention,
+    set_audit_retention,
+    "/orgs/{org}/audit-retention",
+    "audit_retention",
+    muster_app::retention::RetentionPolicy,
+    "How many days of audit events stay in the database; `muster audit archive` moves older ones to signed archive files."
+);
+policy_routes!(
     get_lifecycle_policy,
     set_lifecycle_policy,
     "/orgs/{org}/lifecycle-policy",
