@@ -76,10 +76,7 @@ pub async fn deliver_due(app: &App) -> Result<Option<Report>> {
     if endpoints.is_empty() {
         return Ok(Some(report));
     }
-    let held =
-        muster_store::schedules::acquire_lease(&app.db, LEASE, &app.instance, now, now + LEASE_MS)
-            .await?;
-    if !held {
+    if !renew(app).await? {
         return Ok(None);
     }
     for chunk in endpoints.chunks(PARALLEL) {
@@ -95,11 +92,16 @@ pub async fn deliver_due(app: &App) -> Result<Option<Report>> {
                 Err(e) => tracing::error!(error = %e, "a webhook endpoint's pass panicked"),
             }
         }
-        let now = app.now_ms();
-        muster_store::schedules::acquire_lease(&app.db, LEASE, &app.instance, now, now + LEASE_MS)
-            .await?;
     }
     Ok(Some(report))
+}
+
+async fn renew(app: &App) -> Result<bool> {
+    let now = app.now_ms();
+    Ok(
+        muster_store::schedules::acquire_lease(&app.db, LEASE, &app.instance, now, now + LEASE_MS)
+            .await?,
+    )
 }
 
 /// Sends the endpoint's due messages in order until one fails.
@@ -113,6 +115,11 @@ async fn drain(app: &App, endpoint: EndpointRow) -> Result<Report> {
         }
         for d in batch {
             if d.next_attempt_at > app.now_ms() {
+                return Ok(report);
+            }
+            // Keep the lease for as long as messages go out: another
+            // instance taking over mid-stream could send out of order.
+            if !renew(app).await? {
                 return Ok(report);
             }
             sent += 1;

@@ -480,3 +480,37 @@ async fn every_path_that_records_an_event_queues_its_webhook_and_a_refusal_queue
     );
 }
 both!(every_path_that_records_an_event_queues_its_webhook_and_a_refusal_queues_none);
+
+async fn two_instances_deliver_each_message_once(t: TestApp) {
+    use muster_testkit::muster_app::{App, DbOptions};
+    let admin = t.org_with_owner("acme").await;
+    let rx = Receiver::start().await;
+    endpoint(&t, &admin, &rx.url(), json!(["user.*"])).await;
+    for i in 0..20 {
+        t.user_with_token("acme", &format!("p{i}@acme.example"), &["member"])
+            .await;
+    }
+    let key = muster_testkit::muster_app::sealing::ServerKey::load_or_create(
+        &t.data_dir.join("server.key"),
+    )
+    .unwrap();
+    let clock: std::sync::Arc<dyn Clock> = t.clock.clone();
+    let other = App::open(&t.url, &DbOptions { max_connections: 4 }, clock)
+        .await
+        .unwrap()
+        .with_server_key(key)
+        .with_private_webhook_targets(true);
+    let (a, b) = tokio::join!(deliver_due(&t.app), deliver_due(&other));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let working = [a, b].iter().flatten().filter(|r| r.delivered > 0).count();
+    assert_eq!(working, 1, "one dispatcher at a time: {a:?} {b:?}");
+    let sent: usize = [a, b].iter().flatten().map(|r| r.delivered).sum();
+    assert_eq!(sent, 20);
+    let ids: Vec<String> = rx.messages().iter().map(|m| m.id.clone()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((ids.len(), unique.len()), (20, 20), "each message once");
+    assert_eq!(ids, unique, "in event order");
+}
+both!(two_instances_deliver_each_message_once);
