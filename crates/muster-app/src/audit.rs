@@ -344,7 +344,8 @@ async fn reveal(
     crate::erasure::reveal(app, &mut events).await
 }
 
-/// Streams every event matching `q` to `sink`, a page at a time (the export).
+/// Streams every event matching `q` to `sink`, one at a time (the CLI's
+/// export, the test kit's reader).
 pub async fn export(
     app: &App,
     caller: &Caller,
@@ -352,6 +353,26 @@ pub async fn export(
     q: AuditQuery,
     mut sink: impl FnMut(EventView) -> std::io::Result<()>,
 ) -> Result<u64> {
+    export_pages(app, caller, org_slug, q, |page| {
+        std::future::ready(page.into_iter().try_for_each(&mut sink))
+    })
+    .await
+}
+
+/// Every event matching `q`, a page of up to 1,000 at a time, oldest first:
+/// the export as the filters show it. `sink` may await (a response body with
+/// back-pressure); its error stops the export.
+pub async fn export_pages<F, Fut>(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    q: AuditQuery,
+    mut sink: F,
+) -> Result<u64>
+where
+    F: FnMut(Vec<EventView>) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
     let org =
         crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
     app.seal_all().await?;
@@ -364,18 +385,65 @@ pub async fn export(
             break;
         };
         let full = rows.len() as i64 == sq.limit;
-        for r in rows {
-            sink(EventView::new(r, &erased)).map_err(|e| {
-                crate::AppError::Refused(format!("could not write the export: {e}"))
-            })?;
-            n += 1;
-        }
+        let page: Vec<EventView> = rows
+            .into_iter()
+            .map(|r| EventView::new(r, &erased))
+            .collect();
+        n += page.len() as u64;
+        sink(page)
+            .await
+            .map_err(|e| crate::AppError::Refused(format!("could not write the export: {e}")))?;
         if !full {
             break;
         }
         sq.after = Some(last);
     }
     Ok(n)
+}
+
+/// The filters of an export over HTTP, and its format.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `jsonl` (default) or `csv`.
+    pub format: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    /// An action, or a prefix ending in `.`.
+    pub action: Option<String>,
+    /// RFC 3339; events at or after.
+    pub since: Option<String>,
+    /// RFC 3339; events before.
+    pub until: Option<String>,
+}
+
+impl ExportQuery {
+    /// The format (`true` for CSV) and the filters, checked — so that a bad
+    /// request is refused before a streamed answer starts.
+    pub async fn check(
+        self,
+        app: &App,
+        caller: &Caller,
+        org_slug: &str,
+    ) -> Result<(bool, AuditQuery)> {
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
+        let csv = match self.format.as_deref() {
+            None | Some("jsonl") => false,
+            Some("csv") => true,
+            Some(_) => return Err(crate::AppError::invalid("format", "jsonl or csv")),
+        };
+        let q = AuditQuery {
+            actor: self.actor,
+            target: self.target,
+            action: self.action,
+            since: self.since,
+            until: self.until,
+            cursor: None,
+            limit: None,
+        };
+        store_query(q.clone(), 1)?;
+        Ok((csv, q))
+    }
 }
 
 /// The CSV export's header line (RFC 4180), in the order of `csv_line`.

@@ -67,6 +67,15 @@ pub async fn checkpoint_and_prune(tx: &mut Tx, k: &Checkpoint) -> Result<u64> {
         .bind(k.events).bind(&k.archive_name).bind(&k.archive_sha256).bind(k.created_at)
         .bind(&k.signature)
         .execute(c).await.map(|r| r.rows_affected()))?;
+    // Webhook messages still waiting for these events can no longer be
+    // built: the delivery log says so rather than retrying for a day.
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed',
+             last_error = 'the event was archived before it could be delivered'
+         WHERE status = 'pending' AND event_id IN
+           (SELECT event_id FROM audit_chain WHERE org_id = $1 AND seq BETWEEN $2 AND $3)")
+        .bind(&k.org_id).bind(k.from_seq).bind(k.seq)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     let events = on_tx!(tx, c => sqlx::query(
         "DELETE FROM audit_events WHERE id IN
            (SELECT event_id FROM audit_chain WHERE org_id = $1 AND seq BETWEEN $2 AND $3)")

@@ -299,3 +299,80 @@ async fn audit_reading_needs_the_permission(t: TestApp) {
     );
 }
 both!(audit_reading_needs_the_permission);
+
+async fn the_http_export_streams_exactly_what_the_filters_select(t: TestApp) {
+    let (_, admin) = seeded(&t).await;
+    let (_, member) = t
+        .user_with_token("acme", "viewer@acme.example", &["member"])
+        .await;
+    let (_, page) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/audit-events?action=user.&limit=500",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let listed: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(listed.len() >= 2);
+
+    let get = |q: &str| {
+        axum::http::Request::builder()
+            .uri(format!("/api/v1/orgs/acme/audit-events/export{q}"))
+            .header("authorization", format!("Bearer {admin}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let (s, h, body) = t.send_full(get("?action=user.")).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-type"], "application/jsonl");
+    let ids: Vec<String> = body
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, listed, "the same events as the list, in order");
+
+    let (s, h, body) = t.send_full(get("?format=csv&action=user.")).await;
+    assert_eq!(s, 200);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = body.as_str().unwrap().to_owned();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(muster_testkit::muster_app::audit::CSV_HEADER)
+    );
+    assert_eq!(lines.count(), listed.len());
+
+    // Refused before anything is streamed, as problem details.
+    for (q, status) in [
+        ("?format=xml", 422),
+        ("?since=yesterday", 422),
+        ("?cursor=x", 422),
+    ] {
+        let (s, h, v) = t.send_full(get(q)).await;
+        assert_eq!(s.as_u16(), status, "{q}: {v}");
+        assert_eq!(h["content-type"], "application/problem+json", "{q}");
+    }
+    let (s, _) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/audit-events/export",
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+}
+both!(the_http_export_streams_exactly_what_the_filters_select);

@@ -44,6 +44,16 @@ fn verify_cli(t: &TestApp, archives: &[&std::path::Path]) -> (bool, String) {
 
 async fn old_events_are_archived_under_a_signed_checkpoint_and_all_still_verifies(t: TestApp) {
     let admin = t.org_with_owner("acme").await;
+    // An endpoint that never gets its messages (nothing dispatches here).
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/webhooks",
+            Some(&admin),
+            Some(json!({"url": "http://127.0.0.1:9/never", "event_types": ["user.*"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
     users(&t, &admin, "old", 4).await;
     let dir = t.data_dir.join("archive");
     let op = Caller::operator("test");
@@ -109,6 +119,18 @@ async fn old_events_are_archived_under_a_signed_checkpoint_and_all_still_verifie
 
     let (ok, out) = verify_cli(&t, &[&first.file]);
     assert!(ok, "{out}");
+    // The old events' undelivered messages are closed, saying why.
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed' AND last_error LIKE '%archived%'")
+            .await,
+        4
+    );
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+            .await,
+        2,
+        "the two newer users' messages still wait"
+    );
     assert!(
         out.contains("chain intact") && out.contains("checkpoint signed"),
         "{out}"

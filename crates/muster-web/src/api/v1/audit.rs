@@ -2,8 +2,11 @@
 
 use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
+use axum::body::Body;
 use axum::extract::{Path, State};
-use muster_app::audit::{AuditQuery, EventView};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use muster_app::audit::{AuditQuery, EventView, ExportQuery};
 use muster_app::paging::Page;
 
 /// Audit events, oldest first, filtered; `seq` is the event's place in the
@@ -17,4 +20,80 @@ pub async fn list(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Page<EventView>>, ApiError> {
     Ok(Json(muster_app::audit::list(&s.app, &c, &org, q).await?))
+}
+
+/// Every event the filters select, oldest first, as JSON Lines or CSV (the
+/// columns of `muster audit export`), streamed: a large log is never held
+/// in memory, and a slow reader slows the export rather than filling it.
+#[utoipa::path(get, path = "/orgs/{org}/audit-events/export", tag = "audit", params(("org" = String, Path), ExportQuery),
+    responses((status = 200, description = "JSON Lines (`application/jsonl`) or, with `format=csv`, CSV (`text/csv`)"),
+        (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn export(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(org): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    // Refused before the answer starts: an error after it could only cut
+    // the stream short.
+    let (csv, q) = q.check(&s.app, &c, &org).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let app = s.app.clone();
+    tokio::spawn(async move {
+        let head = tx.clone();
+        if csv
+            && head
+                .send(Ok(
+                    format!("{}\r\n", muster_app::audit::CSV_HEADER).into_bytes()
+                ))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        let sent = muster_app::audit::export_pages(&app, &c, &org, q, |page| {
+            let tx = tx.clone();
+            async move {
+                let mut buf = Vec::with_capacity(page.len() * 400);
+                for e in &page {
+                    if csv {
+                        buf.extend_from_slice(muster_app::audit::csv_line(e).as_bytes());
+                        buf.extend_from_slice(b"\r\n");
+                    } else {
+                        serde_json::to_writer(&mut buf, e)?;
+                        buf.push(b'\n');
+                    }
+                }
+                tx.send(Ok(buf))
+                    .await
+                    .map_err(|_| std::io::Error::other("the client went away"))
+            }
+        })
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "an audit export stopped early");
+            let _ = tx
+                .send(Err(std::io::Error::other("the export stopped early")))
+                .await;
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let (kind, ext) = if csv {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("application/jsonl", "jsonl")
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"audit-{ext}.{ext}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -136,6 +136,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(scim::rotate))
         .routes(routes!(scim::get_policy, scim::set_policy))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
