@@ -109,6 +109,12 @@ async fn drain(app: &App, endpoint: EndpointRow) -> Result<Report> {
     let mut report = Report::default();
     let mut sent = 0;
     while sent < PER_PASS {
+        // Read again each batch: an admin may have turned the endpoint
+        // off, deleted it or changed its URL meanwhile.
+        let endpoint = match store::get(&app.db, &endpoint.org_id, &endpoint.id).await? {
+            Some(e) if e.disabled_at.is_none() => e,
+            _ => break,
+        };
         let batch = store::pending(&app.db, &endpoint.id, 50).await?;
         if batch.is_empty() {
             break;
