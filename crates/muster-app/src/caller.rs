@@ -26,6 +26,8 @@ pub enum Principal {
         /// Read from the database when this request was authenticated; never
         /// carried over from an earlier request.
         permissions: PermissionSet,
+        /// Roles scoped to organizational units, read the same way.
+        scoped: Vec<ScopedGrant>,
     },
     /// Someone not signed in (a failed sign-in, a code for an unknown
     /// address): audited under what they claimed to be, allowed nothing.
@@ -48,6 +50,62 @@ pub struct SessionRef {
     pub recent_level: i32,
     /// Whether the organization's MFA policy makes admin actions need L2.
     pub admin_needs_mfa: bool,
+}
+
+/// Permissions that hold within one OU's subtree (issue 7 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedGrant {
+    /// The OU's path (`/root/…/ou/`): every unit whose path starts with it.
+    pub path: String,
+    pub permissions: PermissionSet,
+}
+
+/// The stored form the authentication queries return: `path perms…`
+/// entries separated by `;` (see `muster_store::roles::effective_columns`).
+/// Grants of one path are merged.
+pub fn parse_scoped(s: Option<&str>) -> Vec<ScopedGrant> {
+    let mut out: Vec<ScopedGrant> = Vec::new();
+    for entry in s.unwrap_or("").split(';') {
+        let Some((path, perms)) = entry.trim().split_once(' ') else {
+            continue;
+        };
+        let perms = PermissionSet::from_stored(perms);
+        match out.iter_mut().find(|g| g.path == path) {
+            Some(g) => g.permissions.extend(perms.iter()),
+            None => out.push(ScopedGrant {
+                path: path.to_owned(),
+                permissions: perms,
+            }),
+        }
+    }
+    out
+}
+
+/// Where the caller may use a permission in an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Everywhere in the organization.
+    Organization,
+    /// Only in these OU subtrees (paths).
+    Within(Vec<String>),
+}
+
+impl Reach {
+    /// Whether an OU with path `path` is within reach.
+    pub fn covers(&self, path: &str) -> bool {
+        match self {
+            Self::Organization => true,
+            Self::Within(paths) => paths.iter().any(|p| path.starts_with(p.as_str())),
+        }
+    }
+
+    /// The paths to filter a listing by; `None` for everywhere.
+    pub fn paths(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Organization => None,
+            Self::Within(p) => Some(p.clone()),
+        }
+    }
 }
 
 /// What a SCIM token may do: provision users and groups, nothing else.
@@ -168,10 +226,12 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
         });
     }
     let permissions = PermissionSet::from_stored(row.permissions.as_deref().unwrap_or(""));
+    let scoped = parse_scoped(row.scoped.as_deref());
     let rules = app.policies.get(&row.org_id, &row.org_settings);
     let caller = Caller {
         principal: Principal::User {
             permissions,
+            scoped,
             org_id: row.org_id,
             org_slug: row.org_slug,
             user_id: row.user_id,
@@ -224,22 +284,42 @@ pub async fn org(app: &App, caller: &Caller, slug: &str) -> Result<OrgRef> {
     }
 }
 
-/// Fails unless the caller holds `perm` in the organization.
+/// Fails unless the caller holds `perm` in the whole organization.
 pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
+    match reach(caller, org_id, perm)? {
+        Reach::Organization => Ok(()),
+        Reach::Within(_) => Err(AppError::Forbidden(perm.as_str())),
+    }
+}
+
+/// Where the caller may use `perm` in the organization: everywhere, or
+/// within the OU subtrees its scoped roles name. `Forbidden` when nowhere.
+pub fn reach(caller: &Caller, org_id: &str, perm: Permission) -> Result<Reach> {
     match &caller.principal {
-        Principal::Operator { .. } => Ok(()),
+        Principal::Operator { .. } => Ok(Reach::Organization),
         Principal::User {
             org_id: own,
             permissions,
+            scoped,
             session,
             ..
         } => {
             if own != org_id {
                 return Err(AppError::NotFound("organization"));
             }
-            if !permissions.contains(perm) {
-                return Err(AppError::Forbidden(perm.as_str()));
-            }
+            let reach = if permissions.contains(perm) {
+                Reach::Organization
+            } else {
+                let paths: Vec<String> = scoped
+                    .iter()
+                    .filter(|g| g.permissions.contains(perm))
+                    .map(|g| g.path.clone())
+                    .collect();
+                if paths.is_empty() {
+                    return Err(AppError::Forbidden(perm.as_str()));
+                }
+                Reach::Within(paths)
+            };
             // Admin actions from a session need a recent second factor
             // (issue 5 §3); reading does not. API tokens are their own
             // credential, created from a stepped-up session.
@@ -249,7 +329,7 @@ pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
                         "admin actions need a second factor proved in the last minutes: step up (POST /api/v1/me/step-up), or set up MFA first",
                     ))
                 }
-                _ => Ok(()),
+                _ => Ok(reach),
             }
         }
         Principal::Anonymous { .. } => Err(AppError::Unauthenticated),
@@ -258,11 +338,37 @@ pub fn require(caller: &Caller, org_id: &str, perm: Permission) -> Result<()> {
                 return Err(AppError::NotFound("organization"));
             }
             if SCIM_PERMISSIONS.contains(&perm) {
-                Ok(())
+                Ok(Reach::Organization)
             } else {
                 Err(AppError::Forbidden(perm.as_str()))
             }
         }
+    }
+}
+
+/// The organization and where the caller may use `perm` in it.
+pub async fn org_reach(
+    app: &App,
+    caller: &Caller,
+    slug: &str,
+    perm: Permission,
+) -> Result<(OrgRef, Reach)> {
+    let org = org(app, caller, slug).await?;
+    let reach = reach(caller, &org.id, perm)?;
+    Ok((org, reach))
+}
+
+/// Fails with `NotFound("user")` unless the user is within `reach`: an
+/// admin scoped to an OU learns nothing of users outside it. Costs a query
+/// only for scoped callers.
+pub async fn user_in_reach(app: &App, org_id: &str, user_id: &str, reach: &Reach) -> Result<()> {
+    if *reach == Reach::Organization {
+        return Ok(());
+    }
+    let unit = muster_store::org_units::of_user(&app.db, org_id, user_id).await?;
+    match unit {
+        Some(u) if reach.covers(&u.path) => Ok(()),
+        _ => Err(AppError::NotFound("user")),
     }
 }
 

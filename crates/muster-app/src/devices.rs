@@ -92,9 +92,8 @@ pub(crate) async fn record_sign_in(
     muster_store::devices::insert_sign_in(tx, &sign_in, a.prune_history).await?;
     // Only a client that keeps a device cookie can be recognized next
     // time; mailing cookie-less scripts at every sign-in would be noise.
-    let announce = app
-        .policies
-        .get(&org.id, &org.settings)
+    let announce = crate::org_units::policies_for(app, org, user)
+        .await?
         .risk
         .new_device_email;
     if a.device_hash.is_some() && !a.known_device && a.has_history && announce {

@@ -31,19 +31,21 @@ pub struct OrgPolicies {
     pub risk_deny: Vec<ipnet::IpNet>,
 }
 
-/// The settings text a cache entry was compiled from, and its policies.
-type Entry = (Arc<str>, Arc<OrgPolicies>);
-
-/// Organization id → its entry.
+/// Settings text → its compiled policies. Keyed by the text itself: an
+/// organization's OUs each have their own effective text (see
+/// `org_units`), and a changed policy is a different key, never a stale hit.
 #[derive(Debug, Default)]
-pub struct PolicyCache(RwLock<HashMap<String, Entry>>);
+pub struct PolicyCache(RwLock<HashMap<Arc<str>, Arc<OrgPolicies>>>);
+
+/// Texts no longer in use are dropped wholesale past this many entries.
+const CACHE_ENTRIES: usize = 4096;
 
 impl PolicyCache {
-    /// The policies in `settings`, compiled once per distinct text.
-    pub fn get(&self, org_id: &str, settings: &str) -> Arc<OrgPolicies> {
+    /// The policies in `settings` (an organization's or an OU's effective
+    /// settings), compiled once per distinct text.
+    pub fn get(&self, _org_id: &str, settings: &str) -> Arc<OrgPolicies> {
         if let Ok(map) = self.0.read()
-            && let Some((text, p)) = map.get(org_id)
-            && **text == *settings
+            && let Some(p) = map.get(settings)
         {
             return p.clone();
         }
@@ -60,7 +62,10 @@ impl PolicyCache {
             access: access.compile().unwrap_or_default(),
         });
         if let Ok(mut map) = self.0.write() {
-            map.insert(org_id.to_owned(), (Arc::from(settings), p.clone()));
+            if map.len() >= CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(Arc::from(settings), p.clone());
         }
         p
     }

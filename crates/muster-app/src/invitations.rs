@@ -281,6 +281,7 @@ fn new_row(org_id: &str, e: &EmailAddress, now: i64) -> UserRow {
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id: None,
     }
 }
 
@@ -432,7 +433,7 @@ pub async fn accept(app: &App, input: AcceptInput, ctx: Context) -> Result<Entry
     if name.is_some_and(|n| n.chars().count() > 256 || n.chars().any(char::is_control)) {
         return Err(AppError::invalid("name", "use at most 256 characters"));
     }
-    crate::policies::password_policy(app, &inv.org_id)
+    crate::policies::password_policy(app, &inv.org_id, None)
         .await?
         .check(input.password.expose_secret())?;
     let hash = app

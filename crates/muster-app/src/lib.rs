@@ -19,6 +19,7 @@ pub mod invitations;
 pub mod legal_holds;
 pub mod mail;
 pub mod mfa;
+pub mod org_units;
 pub mod orgs;
 pub mod paging;
 pub mod passwords;

@@ -60,6 +60,25 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// Whether the policy itself is acceptable, wherever it is set.
+    pub fn validate(&self) -> Result<()> {
+        if !(8..=128).contains(&self.min_length) {
+            return Err(AppError::invalid("min_length", "must be between 8 and 128"));
+        }
+        if self.breached_passwords.len() > 10_000
+            || self
+                .breached_passwords
+                .iter()
+                .any(|p| p.chars().count() > 256)
+        {
+            return Err(AppError::invalid(
+                "breached_passwords",
+                "at most 10,000 passwords of at most 256 characters",
+            ));
+        }
+        Ok(())
+    }
+
     fn is_breached(&self, pw: &str) -> bool {
         builtin_breached(pw)
             || self
@@ -103,9 +122,17 @@ impl PasswordPolicy {
     }
 }
 
-/// The policy of the organization `org_id`.
-pub(crate) async fn password_policy(app: &App, org_id: &str) -> Result<PasswordPolicy> {
-    crate::orgs::setting(app, org_id, "password_policy").await
+/// The policy that holds for `user_id` (its OU's, inherited down the
+/// tree), or for a new account of the organization `org_id` (the root's).
+pub(crate) async fn password_policy(
+    app: &App,
+    org_id: &str,
+    user_id: Option<&str>,
+) -> Result<PasswordPolicy> {
+    match user_id {
+        Some(u) => crate::org_units::setting_of(app, org_id, u, "password_policy").await,
+        None => crate::orgs::setting(app, org_id, "password_policy").await,
+    }
 }
 
 pub async fn get_password_policy(
@@ -114,7 +141,7 @@ pub async fn get_password_policy(
     org_slug: &str,
 ) -> Result<PasswordPolicy> {
     let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
-    password_policy(app, &org.id).await
+    password_policy(app, &org.id, None).await
 }
 
 pub async fn set_password_policy(
@@ -124,20 +151,7 @@ pub async fn set_password_policy(
     new: PasswordPolicy,
 ) -> Result<PasswordPolicy> {
     let org = org_with(app, caller, org_slug, Permission::PoliciesWrite).await?;
-    if !(8..=128).contains(&new.min_length) {
-        return Err(AppError::invalid("min_length", "must be between 8 and 128"));
-    }
-    if new.breached_passwords.len() > 10_000
-        || new
-            .breached_passwords
-            .iter()
-            .any(|p| p.chars().count() > 256)
-    {
-        return Err(AppError::invalid(
-            "breached_passwords",
-            "at most 10,000 passwords of at most 256 characters",
-        ));
-    }
+    new.validate()?;
     crate::orgs::update_setting(
         app,
         caller,

@@ -80,7 +80,7 @@ impl RiskPolicy {
     }
 
     /// A riskier level never asks for less than a safer one.
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.low > self.medium || self.medium > self.high {
             return Err(AppError::invalid(
                 "high",
@@ -158,7 +158,7 @@ pub(crate) async fn evaluate_with(
     ctx: &Context,
     keys: Option<&crate::signin::throttle::Keys>,
 ) -> Result<Attempt> {
-    let rules = app.policies.get(&org.id, &org.settings);
+    let rules = crate::org_units::policies_for(app, org, user).await?;
     let policy = &rules.risk;
     let hash = device_hash(ctx);
     let known_device = match &hash {

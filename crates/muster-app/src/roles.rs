@@ -289,13 +289,25 @@ pub async fn assign(
 ) -> Result<AssignmentView> {
     let org = org_with(app, caller, org_slug, Permission::RolesWrite).await?;
     let scope = input.scope.unwrap_or(Scope::Organization);
-    if scope != Scope::Organization {
-        return Err(AppError::invalid(
-            "scope",
-            "only the organization scope exists until organizational units and workspaces are set up",
-        ));
-    }
     let mut tx = app.db.begin().await?;
+    match &scope {
+        Scope::Organization => {}
+        // Another organization's unit is refused like a unit that does not
+        // exist, and says nothing about it.
+        Scope::OrgUnit(id) => {
+            muster_store::org_units::get_in(&mut tx, &org.id, id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::invalid("scope", "no such organizational unit in this organization")
+                })?;
+        }
+        Scope::Workspace(_) => {
+            return Err(AppError::invalid(
+                "scope",
+                "workspace scopes are not available yet; use the organization or an organizational unit",
+            ));
+        }
+    }
     let role = resolve(app, &org.id, &input.role)
         .await?
         .ok_or_else(|| AppError::invalid("role", "no such role in this organization"))?;

@@ -77,11 +77,15 @@ pub async fn create(
     if let Principal::User {
         session: Some(s),
         permissions,
+        scoped,
         ..
     } = &caller.principal
         && s.admin_needs_mfa
         && s.recent_level < 2
-        && permissions.iter().any(muster_core::Permission::changes)
+        && (permissions.iter().any(muster_core::Permission::changes)
+            || scoped
+                .iter()
+                .any(|g| g.permissions.iter().any(muster_core::Permission::changes)))
     {
         return Err(AppError::StepUpRequired(
             "creating an API token needs a second factor proved in the last minutes: step up first",

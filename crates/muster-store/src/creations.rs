@@ -35,7 +35,7 @@ pub(crate) async fn insert_pg(tx: &mut Tx, users: &[NewUser<'_>]) -> Result<()> 
         let sql = format!(
             "INSERT INTO users ({}, scim_values, audit_key) VALUES {}",
             user_columns!(),
-            values(&mut n, chunk.len(), 21)
+            values(&mut n, chunk.len(), 22)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for u in chunk {

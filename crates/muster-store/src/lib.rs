@@ -20,6 +20,7 @@ pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod mfa;
+pub mod org_units;
 pub mod orgs;
 pub mod outbox;
 pub mod retention;

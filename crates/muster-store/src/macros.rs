@@ -32,7 +32,7 @@ macro_rules! on_tx {
 macro_rules! user_columns {
     () => {
         "id, org_id, user_name, user_name_key, email, email_key, email_verified, display_name, given_name, \
-         family_name, external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version"
+         family_name, external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version, ou_id"
     };
 }
 
@@ -57,6 +57,7 @@ macro_rules! bind_user {
             .bind($u.created_at)
             .bind($u.updated_at)
             .bind($u.version)
+            .bind(&$u.ou_id)
     };
 }
 

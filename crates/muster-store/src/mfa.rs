@@ -182,7 +182,8 @@ pub async fn raise_session(tx: &mut Tx, session_id: &str, level: i32, now: i64) 
 }
 
 /// What MFA policy needs to know of a user: the permissions they hold now
-/// (space-separated) and every group they are in, directly or through
+/// (space-separated; OU-scoped roles count, their paths being words that
+/// parse as no permission) and every group they are in, directly or through
 /// nested groups (space-separated ids).
 pub async fn standing(db: &Db, org_id: &str, user_id: &str) -> Result<(String, String)> {
     let agg = |col: &str| match db.backend() {
@@ -191,7 +192,9 @@ pub async fn standing(db: &Db, org_id: &str, user_id: &str) -> Result<(String, S
     };
     let ctes = crate::roles::effective_ctes("$1", "$2");
     let sql = format!(
-        "WITH RECURSIVE {ctes} SELECT COALESCE((SELECT {} FROM perms), ''), COALESCE((SELECT {} FROM g), '')",
+        "WITH RECURSIVE {ctes} SELECT COALESCE((SELECT {} FROM perms), '') || ' ' || COALESCE((SELECT {} FROM sperms), ''),
+             COALESCE((SELECT {} FROM g), '')",
+        agg("p"),
         agg("p"),
         agg("id")
     );

@@ -22,7 +22,8 @@ pub async fn insert(tx: &mut Tx, o: &OrgRow) -> Result<()> {
         .bind(&o.id).bind(&o.slug).bind(&o.name).bind(&o.kind).bind(&o.settings)
         .bind(o.created_at).bind(o.updated_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    crate::org_units::insert_root(tx, &o.id, &o.name, o.created_at).await?;
+    crate::org_units::refresh(tx, &o.id, &o.settings).await
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<OrgRow>> {
@@ -47,13 +48,22 @@ pub async fn all_ids(db: &Db) -> Result<Vec<(String, String)>> {
     )
 }
 
+/// The organization, locked for the rest of the transaction: its callers
+/// read the settings to write them back, and two such writers must not
+/// lose each other's keys.
 pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Option<OrgRow>> {
+    tx.lock_org(id).await?;
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM orgs WHERE id = $1"));
     Ok(on_tx!(tx, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
 }
 
+/// Stores the organization's settings and, in the same transaction, the
+/// effective settings of every OU derived from them (the one path by which
+/// settings change, so the two never disagree).
 pub async fn update_settings(tx: &mut Tx, id: &str, settings: &str, now: i64) -> Result<bool> {
+    tx.lock_org(id).await?;
     let r = on_tx!(tx, c => sqlx::query("UPDATE orgs SET settings = $2, updated_at = $3 WHERE id = $1")
         .bind(id).bind(settings).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    crate::org_units::refresh(tx, id, settings).await?;
     Ok(r == 1)
 }

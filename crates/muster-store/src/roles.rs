@@ -196,6 +196,30 @@ pub(crate) fn effective_ctes(user: &str, org: &str) -> String {
             SELECT r.permissions FROM g CROSS JOIN groups gr
                 JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
             WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind = 'organization'
+        ),
+        sperms(p) AS (
+            SELECT ou.path || ' ' || r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
+                JOIN org_units ou ON ou.id = a.scope_id
+            WHERE a.user_id = {user} AND a.org_id = {org} AND a.scope_kind = 'org_unit'
+            UNION ALL
+            SELECT ou.path || ' ' || r.permissions FROM g CROSS JOIN groups gr
+                JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
+                JOIN org_units ou ON ou.id = a.scope_id
+            WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind = 'org_unit'
         )"
     )
+}
+
+/// The two aggregates over `effective_ctes`: `permissions` (space-separated
+/// strings of the organization-wide roles) and `scoped` (one `path perms…`
+/// entry per OU-scoped role, separated by `;`).
+pub(crate) fn effective_columns(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => {
+            "(SELECT group_concat(p, ' ') FROM perms) AS permissions, (SELECT group_concat(p, ';') FROM sperms) AS scoped"
+        }
+        crate::Backend::Postgres => {
+            "(SELECT string_agg(p, ' ') FROM perms) AS permissions, (SELECT string_agg(p, ';') FROM sperms) AS scoped"
+        }
+    }
 }

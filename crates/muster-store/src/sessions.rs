@@ -54,6 +54,8 @@ pub struct SessionAuthRow {
     pub seen_ip: Option<String>,
     /// Space-separated permission strings of every role the user holds now.
     pub permissions: Option<String>,
+    /// OU-scoped roles: `path perms…` entries separated by `;`.
+    pub scoped: Option<String>,
 }
 
 /// The session, its user, organization (with the settings that hold the
@@ -61,18 +63,16 @@ pub struct SessionAuthRow {
 /// whole cost of authenticating a request, and no cache that could outlive a
 /// revocation.
 pub async fn for_auth(db: &Db, id: &str) -> Result<Option<SessionAuthRow>> {
-    let agg = match db.backend() {
-        crate::Backend::Sqlite => "group_concat(p, ' ')",
-        crate::Backend::Postgres => "string_agg(p, ' ')",
-    };
+    let effective = crate::roles::effective_columns(db.backend());
     let ctes =
         crate::roles::effective_ctes("(SELECT user_id FROM ses)", "(SELECT org_id FROM ses)");
     let sql = sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE ses AS (SELECT user_id, org_id FROM sessions WHERE id = $1), {ctes}
-         SELECT s.id, s.org_id, o.slug AS org_slug, o.settings AS org_settings, s.user_id,
+         SELECT s.id, s.org_id, o.slug AS org_slug, COALESCE(ou.effective, o.settings) AS org_settings, s.user_id,
                 u.email AS user_email, u.state AS user_state, s.secret_hash, s.created_at, s.last_seen_at,
-                s.expires_at, s.revoked_at, s.mfa_level, s.level_at, COALESCE(s.last_ip, s.ip) AS seen_ip, (SELECT {agg} FROM perms) AS permissions
+                s.expires_at, s.revoked_at, s.mfa_level, s.level_at, COALESCE(s.last_ip, s.ip) AS seen_ip, {effective}
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
+              LEFT JOIN org_units ou ON ou.id = u.ou_id
          WHERE s.id = $1"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
@@ -106,8 +106,9 @@ pub async fn with_user(db: &Db, id: &str) -> Result<Option<SessionUserRow>> {
             .join(", ");
         format!(
             "SELECT s.id AS session_id, s.secret_hash, s.created_at AS session_created_at, s.last_seen_at, s.expires_at AS session_expires_at,
-                    s.revoked_at, o.settings AS org_settings, s.mfa_level, COALESCE(s.last_ip, s.ip) AS seen_ip, {user_cols}
+                    s.revoked_at, COALESCE(ou.effective, o.settings) AS org_settings, s.mfa_level, COALESCE(s.last_ip, s.ip) AS seen_ip, {user_cols}
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = s.org_id
+                  LEFT JOIN org_units ou ON ou.id = u.ou_id
              WHERE s.id = $1"
         )
     });

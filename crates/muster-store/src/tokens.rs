@@ -44,23 +44,22 @@ pub struct TokenAuthRow {
     pub last_used_at: Option<i64>,
     /// Space-separated permission strings of every role the user holds now.
     pub permissions: Option<String>,
+    /// OU-scoped roles: `path perms…` entries separated by `;`.
+    pub scoped: Option<String>,
 }
 
 /// The token, its user and organization, and the user's effective
 /// permissions: everything authentication needs, in one round trip.
 pub async fn for_auth(db: &Db, id: &str) -> Result<Option<TokenAuthRow>> {
-    let agg = match db.backend() {
-        crate::Backend::Sqlite => "group_concat(p, ' ')",
-        crate::Backend::Postgres => "string_agg(p, ' ')",
-    };
+    let effective = crate::roles::effective_columns(db.backend());
     let ctes =
         crate::roles::effective_ctes("(SELECT user_id FROM tok)", "(SELECT org_id FROM tok)");
     let sql = sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE tok AS (SELECT user_id, org_id FROM api_tokens WHERE id = $1), {ctes}
-         SELECT t.id, t.org_id, o.slug AS org_slug, o.settings AS org_settings, t.user_id, u.email AS user_email, u.state AS user_state,
-                t.name, t.secret_hash, t.expires_at, t.revoked_at, t.last_used_at,
-                (SELECT {agg} FROM perms) AS permissions
+         SELECT t.id, t.org_id, o.slug AS org_slug, COALESCE(ou.effective, o.settings) AS org_settings, t.user_id, u.email AS user_email, u.state AS user_state,
+                t.name, t.secret_hash, t.expires_at, t.revoked_at, t.last_used_at, {effective}
          FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = t.org_id
+              LEFT JOIN org_units ou ON ou.id = u.ou_id
          WHERE t.id = $1"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)

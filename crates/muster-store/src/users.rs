@@ -23,10 +23,15 @@ pub struct UserRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
+    /// The user's organizational unit; `None` is the root. Written at
+    /// creation; later only through `org_units::place_user` (an update of
+    /// the row leaves it alone).
+    #[sqlx(default)]
+    pub ou_id: Option<String>,
 }
 
 pub(crate) const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
-    external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version";
+    external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version, ou_id";
 
 /// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations) and
 /// `audit_key` its sealed audit key (see `erasure`), in the same row so that a
@@ -41,7 +46,7 @@ pub async fn insert(
         "INSERT INTO users (",
         user_columns!(),
         ", scim_values, audit_key) ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     );
     on_tx!(tx, c => bind_user!(sqlx::query(SQL), u).bind(scim_values).bind(audit_key).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -101,7 +106,7 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
         sql.push_str(&format!(
             "INSERT INTO users ({}, scim_values, audit_key) VALUES ({}); ",
             user_columns!(),
-            params(&mut n, 21)
+            params(&mut n, 22)
         ));
         for _ in u.assignments {
             sql.push_str(&format!(
@@ -281,6 +286,11 @@ pub struct ListQuery {
     pub limit: i64,
     /// Leave out users the IdP deleted (SCIM reads).
     pub scim_visible: bool,
+    /// Only users in this OU's subtree (its path).
+    pub subtree: Option<String>,
+    /// Only users in one of these subtrees (paths): where the caller's
+    /// OU-scoped roles reach. `None` is everywhere.
+    pub within: Option<Vec<String>>,
 }
 
 pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> {
@@ -290,19 +300,48 @@ pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> 
     } else {
         "1 = 1"
     };
-    let sql = sqlx::AssertSqlSafe(format!(
+    // OU conditions: in the subtree asked for, and in one of the subtrees
+    // the caller's roles reach (both path prefixes).
+    let mut prefixes = Vec::new();
+    let mut ou_cond = String::new();
+    let in_unit = |first: usize, n: usize| -> String {
+        let any: Vec<String> = (first..first + n)
+            .map(|i| format!("substr(ou.path, 1, length(${i})) = ${i}"))
+            .collect();
+        format!(
+            " AND EXISTS (SELECT 1 FROM org_units ou WHERE ou.id = COALESCE(users.ou_id, users.org_id) AND ({}))",
+            any.join(" OR ")
+        )
+    };
+    if let Some(p) = &q.subtree {
+        ou_cond.push_str(&in_unit(6, 1));
+        prefixes.push(p.clone());
+    }
+    if let Some(w) = &q.within {
+        ou_cond.push_str(&in_unit(6 + prefixes.len(), w.len().max(1)));
+        prefixes.extend(w.iter().cloned());
+        if w.is_empty() {
+            prefixes.push("//".into()); // no path starts so: reaches nothing
+        }
+    }
+    let sql = format!(
         "SELECT {COLS} FROM users
          WHERE org_id = $1 AND {visible}
            AND ($2 IS NULL OR state = $2)
            AND ($3 IS NULL OR id > $3)
            AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
                 OR lower(display_name) LIKE $4 ESCAPE '\\' OR lower(given_name) LIKE $4 ESCAPE '\\'
-                OR lower(family_name) LIKE $4 ESCAPE '\\')
+                OR lower(family_name) LIKE $4 ESCAPE '\\'){ou_cond}
          ORDER BY id LIMIT $5"
-    ));
-    Ok(on_db!(db, c => sqlx::query_as(sql)
-        .bind(org_id).bind(&q.state).bind(&q.after).bind(&pattern).bind(q.limit)
-        .fetch_all(c).await)?)
+    );
+    on_db!(db, c => {
+        let mut qy = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(org_id).bind(&q.state).bind(&q.after).bind(&pattern).bind(q.limit);
+        for p in &prefixes {
+            qy = qy.bind(p);
+        }
+        Ok(qy.fetch_all(c).await?)
+    })
 }
 
 /// `%term%`, lower-cased, with LIKE's own wildcards escaped.

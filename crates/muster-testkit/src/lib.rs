@@ -348,6 +348,7 @@ impl TestApp {
             profile: Default::default(),
             roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
             password: Some("Str0ng!pass".to_owned().into()),
+            org_unit_id: None,
         };
         let user = muster_app::users::create(&self.app, &op, slug, input)
             .await
@@ -530,6 +531,7 @@ impl TestApp {
             "webhook_endpoints",
             "webhook_subscriptions",
             "webhook_deliveries",
+            "org_units",
         ] {
             out.push((
                 t.to_owned(),
@@ -540,6 +542,15 @@ impl TestApp {
             .scalar("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM users")
             .await;
         out.push(("users.version".into(), versions));
+        // Where users and units are: a refused move leaves both alone.
+        let placed = self
+            .scalar("SELECT CAST(COUNT(ou_id) AS BIGINT) FROM users")
+            .await;
+        out.push(("users.ou_id".into(), placed));
+        let paths = self
+            .scalar("SELECT CAST(COALESCE(SUM(LENGTH(path) + LENGTH(policies)), 0) AS BIGINT) FROM org_units")
+            .await;
+        out.push(("org_units.paths".into(), paths));
         out
     }
 }

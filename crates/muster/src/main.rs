@@ -76,6 +76,9 @@ enum UserCmd {
         /// Read an initial password from standard input
         #[arg(long)]
         password_stdin: bool,
+        /// The organizational unit (id) to create the user in; default: the root
+        #[arg(long)]
+        org_unit: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -248,6 +251,7 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
             email,
             role,
             password_stdin,
+            org_unit,
             json,
         }) => {
             let password = if password_stdin {
@@ -264,6 +268,7 @@ async fn run(cmd: Command, s: Settings) -> anyhow::Result<std::process::ExitCode
                 profile: Default::default(),
                 roles: (!role.is_empty()).then_some(role),
                 password,
+                org_unit_id: org_unit,
             };
             let user = muster_app::users::create(&app, &operator(), &org, input).await?;
             app.seal_all().await?;

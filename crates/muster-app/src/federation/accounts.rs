@@ -314,6 +314,7 @@ async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id: None,
     };
     let policy: crate::signin::SignupPolicy = setting(org, "signup");
     let me = self_caller(org, &row.id, &row.email, ctx.clone());

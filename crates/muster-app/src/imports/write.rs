@@ -319,6 +319,7 @@ fn new_row(ctx: &Ctx<'_>, c: &Candidate) -> UserRow {
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id: None,
     };
     apply(&mut row, &c.profile);
     row

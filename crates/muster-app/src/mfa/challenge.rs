@@ -54,7 +54,7 @@ pub(crate) async fn enter(
     ctx: Context,
     first: &str,
 ) -> Result<Entry> {
-    let rules = app.policies.get(&org.id, &org.settings);
+    let rules = crate::org_units::policies_for(app, org, user).await?;
     if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
         let why = format!("access policy ({})", r.as_str());
         crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
@@ -217,7 +217,7 @@ pub struct ChallengeInfo {
 
 pub async fn describe(app: &App, token: &str) -> Result<ChallengeInfo> {
     let (row, org, user) = open(app, token).await?;
-    let p = &app.policies.get(&org.id, &org.settings).mfa;
+    let p = &crate::org_units::policies_for(app, &org, &user).await?.mfa;
     let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
     let mut methods: Vec<String> = [Method::Totp, Method::Email, Method::Passkey]
         .into_iter()
@@ -274,9 +274,8 @@ pub async fn enrol(app: &App, input: EnrolInput) -> Result<Option<TotpSetup>> {
             new_totp(app, &org.id, &user.id, "Authenticator app").await?,
         )),
         Offered::Factor(Method::Email) => {
-            if !app
-                .policies
-                .get(&org.id, &org.settings)
+            if !crate::org_units::policies_for(app, &org, &user)
+                .await?
                 .mfa
                 .allows(Method::Email)
             {
@@ -318,7 +317,7 @@ pub(crate) async fn enter_with_passkey(
     user: &UserRow,
     ctx: Context,
 ) -> Result<Entry> {
-    let rules = app.policies.get(&org.id, &org.settings);
+    let rules = crate::org_units::policies_for(app, org, user).await?;
     if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
         let why = format!("access policy ({})", r.as_str());
         crate::signin::login::failed_event(app, org, user, &why, &ctx).await?;
@@ -348,9 +347,8 @@ pub async fn email_code(app: &App, input: ChallengeRef) -> Result<()> {
         .iter()
         .any(|f| f.kind == "email" && (f.confirmed_at.is_some() || row.enrol == 1));
     if !has
-        || !app
-            .policies
-            .get(&org.id, &org.settings)
+        || !crate::org_units::policies_for(app, &org, &user)
+            .await?
             .mfa
             .allows(Method::Email)
     {
@@ -393,7 +391,7 @@ pub struct Completed {
 /// wrong password would, and is audited.
 pub async fn complete(app: &App, input: MfaInput, ctx: Context) -> Result<Completed> {
     let (row, org, user) = open(app, &input.challenge_id).await?;
-    let rules = app.policies.get(&org.id, &org.settings);
+    let rules = crate::org_units::policies_for(app, &org, &user).await?;
     if let Some(r) = crate::guard::refusal(app, &rules.access, &ctx) {
         return Err(AppError::AccessDenied(r.explain()));
     }

@@ -40,7 +40,7 @@ pub(crate) async fn new_totp(
     user_id: &str,
     name: &str,
 ) -> Result<TotpSetup> {
-    let p = policy(app, org_id).await?;
+    let p = policy(app, org_id, user_id).await?;
     if !p.allows(Method::Totp) {
         return Err(AppError::Refused(
             "your organization does not allow authenticator apps".into(),
@@ -146,7 +146,7 @@ pub async fn confirm_totp(
 pub async fn enable_email(app: &App, caller: &Caller) -> Result<Enrolled> {
     let factors = sensitive(app, caller).await?;
     let (org_id, user_id, _) = own(caller)?;
-    if !policy(app, org_id).await?.allows(Method::Email) {
+    if !policy(app, org_id, user_id).await?.allows(Method::Email) {
         return Err(AppError::Refused(
             "your organization does not allow email codes".into(),
         ));
@@ -297,7 +297,7 @@ pub async fn remove(app: &App, caller: &Caller, id: &str) -> Result<()> {
         .filter(|f| f.id != id && f.confirmed_at.is_some())
         .count();
     if others == 0 && target.confirmed_at.is_some() {
-        let p = policy(app, org_id).await?;
+        let p = policy(app, org_id, user_id).await?;
         if required_for(app, &p, org_id, user_id).await? {
             return Err(AppError::Refused(
                 "your organization requires MFA: add another method before removing the last one"

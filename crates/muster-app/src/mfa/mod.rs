@@ -103,7 +103,7 @@ impl MfaPolicy {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if !(1..=1440).contains(&self.step_up_minutes) {
             return Err(AppError::invalid(
                 "step_up_minutes",
@@ -176,8 +176,9 @@ pub async fn set_policy(
     Ok(new)
 }
 
-pub(crate) async fn policy(app: &App, org_id: &str) -> Result<MfaPolicy> {
-    crate::orgs::setting(app, org_id, "mfa").await
+/// The MFA policy that holds for the user: its OU's, inherited.
+pub(crate) async fn policy(app: &App, org_id: &str, user_id: &str) -> Result<MfaPolicy> {
+    crate::org_units::setting_of(app, org_id, user_id, "mfa").await
 }
 
 /// Whether the organization's policy makes `user_id` use MFA.
@@ -237,7 +238,7 @@ pub struct MfaStatus {
 }
 
 async fn status_of(app: &App, org_id: &str, user_id: &str) -> Result<MfaStatus> {
-    let p = policy(app, org_id).await?;
+    let p = policy(app, org_id, user_id).await?;
     let factors = muster_store::mfa::factors(&app.db, user_id).await?;
     let left = muster_store::mfa::recovery_left(&app.db, user_id)
         .await?

@@ -108,7 +108,7 @@ fn cred_id_of(pk: &Passkey) -> String {
 pub async fn register_start(app: &App, caller: &Caller) -> Result<Ceremony> {
     let factors = sensitive(app, caller).await?;
     let (org_id, user_id, _) = own(caller)?;
-    if !super::policy(app, org_id)
+    if !super::policy(app, org_id, user_id)
         .await?
         .allows(super::Method::Passkey)
     {

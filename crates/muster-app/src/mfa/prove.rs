@@ -308,7 +308,7 @@ pub async fn step_up_email(app: &App, caller: &Caller) -> Result<()> {
     if !factors
         .iter()
         .any(|f| f.kind == "email" && f.confirmed_at.is_some())
-        || !policy(app, org_id).await?.allows(Method::Email)
+        || !policy(app, org_id, user_id).await?.allows(Method::Email)
     {
         return Err(AppError::Refused(
             "email codes are not on for this account".into(),

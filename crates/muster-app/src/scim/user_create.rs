@@ -279,7 +279,7 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
             doc,
         });
     }
-    let hash = hash_password(app, &org.id, &input).await?;
+    let hash = hash_password(app, &org.id, None, &input).await?;
     let now = app.now_ms();
     let state = if hash.is_some() {
         UserState::Active
@@ -304,6 +304,7 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id: None,
     };
     let active = input.active;
     apply_input(&mut row, input, hash, false);

@@ -178,11 +178,12 @@ async fn scan(app: &App, org_id: &str) -> Result<Vec<UserRow>> {
 pub(super) async fn hash_password(
     app: &App,
     org_id: &str,
+    user_id: Option<&str>,
     input: &UserInput,
 ) -> Result<Option<String>> {
     match &input.password {
         Some(pw) => {
-            let policy = crate::policies::password_policy(app, org_id).await?;
+            let policy = crate::policies::password_policy(app, org_id, user_id).await?;
             policy.check(pw).map_err(|e| match e {
                 AppError::Invalid { message, .. } => {
                     ScimError::value(format!("password: {message}")).into()
@@ -316,7 +317,7 @@ pub(super) async fn write(
         let next = edit(before.clone())?;
         let input = parse_user(&next)?;
         check_manager(app, &org.id, Some(id), &input).await?;
-        let hash = hash_password(app, &org.id, &input).await?;
+        let hash = hash_password(app, &org.id, Some(id), &input).await?;
         let wants_active = input.active;
         let mut new_row = row.clone();
         apply_input(&mut new_row, input, hash, true);

@@ -116,7 +116,7 @@ pub async fn reset_password(app: &App, input: ResetInput, ctx: Context) -> Resul
     let owner_org = muster_store::orgs::by_id(&app.db, &tok.org_id)
         .await?
         .ok_or_else(bad_code)?;
-    crate::policies::password_policy(app, &owner_org.id)
+    crate::policies::password_policy(app, &owner_org.id, Some(&tok.user_id))
         .await?
         .check(input.password.expose_secret())?;
     let hash = app
@@ -199,7 +199,7 @@ pub async fn change_password(app: &App, caller: &Caller, input: PasswordChange) 
             ));
         }
     }
-    crate::policies::password_policy(app, &org.id)
+    crate::policies::password_policy(app, &org.id, Some(&user.id))
         .await?
         .check(input.new_password.expose_secret())?;
     let hash = app

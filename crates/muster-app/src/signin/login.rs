@@ -248,7 +248,10 @@ pub(crate) async fn open_session(
         level,
         attempt,
     } = proof;
-    let policy: SessionPolicy = setting(org, "session");
+    let policy: SessionPolicy = crate::org_units::policies_for(app, org, user)
+        .await?
+        .session
+        .clone();
     let now = app.now_ms();
     let id = uuid::Uuid::now_v7();
     let secret = secrets::random_secret();
@@ -348,6 +351,7 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
     let caller = Caller {
         principal: Principal::User {
             permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
+            scoped: crate::caller::parse_scoped(row.scoped.as_deref()),
             org_id: row.org_id,
             org_slug: row.org_slug,
             user_id: row.user_id,
@@ -476,6 +480,7 @@ pub async fn me(app: &App, token: &str, ctx: Context) -> Result<crate::users::Us
                 token_name: None,
                 session: None,
                 permissions: PermissionSet::default(),
+                scoped: Vec::new(),
             },
             ctx,
         };

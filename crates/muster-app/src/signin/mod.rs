@@ -184,6 +184,7 @@ pub(crate) fn self_caller(o: &OrgRow, user_id: &str, email: &str, ctx: Context) 
             token_name: None,
             session: None,
             permissions: PermissionSet::default(),
+            scoped: Vec::new(),
         },
         ctx,
     }

@@ -72,7 +72,7 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         }
     };
     let policy = match &existing_org {
-        Some(o) => crate::policies::password_policy(app, &o.id).await?,
+        Some(o) => crate::policies::password_policy(app, &o.id, None).await?,
         None => Default::default(),
     };
     policy.check(input.password.expose_secret())?;
@@ -120,6 +120,7 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id: None,
     };
     let me = self_caller(&org, &row.id, &row.email, ctx);
     let audit_key = crate::erasure::new_key(app, &row.id);

@@ -27,6 +27,7 @@ async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestA
             profile: Default::default(),
             roles: None,
             password: None,
+            org_unit_id: None,
         };
         ids.push(users::create(&t.app, &op, "acme", input).await.unwrap().id);
     }

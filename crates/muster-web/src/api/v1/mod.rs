@@ -7,6 +7,7 @@ mod federation;
 mod groups;
 mod invitations;
 mod mfa;
+mod org_units;
 mod orgs;
 mod roles;
 mod scim;
@@ -142,7 +143,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::delivery))
-        .routes(routes!(webhooks::redeliver));
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(org_units::list, org_units::create))
+        .routes(routes!(
+            org_units::get,
+            org_units::update,
+            org_units::delete
+        ))
+        .routes(routes!(org_units::policies))
+        .routes(routes!(org_units::set_policy, org_units::clear_policy))
+        .routes(routes!(org_units::effective_policy))
+        .routes(routes!(org_units::place_user));
     let doc = r.get_openapi().clone();
     r.route(
         "/openapi.json",

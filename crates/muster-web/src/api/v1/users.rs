@@ -24,6 +24,8 @@ pub struct ListQuery {
     cursor: Option<String>,
     /// 1 to 500; default 50.
     limit: Option<i64>,
+    /// Only users in this organizational unit and the units below it.
+    org_unit: Option<String>,
 }
 
 #[utoipa::path(get, path = "/orgs/{org}/users", tag = "users", params(("org" = String, Path), ListQuery),
@@ -39,6 +41,7 @@ pub async fn list(
         state: q.state,
         cursor: q.cursor,
         limit: q.limit,
+        org_unit: q.org_unit,
     };
     Ok(Json(muster_app::users::list(&s.app, &c, &org, p).await?))
 }

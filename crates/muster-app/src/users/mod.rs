@@ -1,9 +1,9 @@
 //! Users: create, read, list, edit, and every lifecycle transition.
 
 use crate::audit::{self, Event};
-use crate::caller::{org_with, require};
+use crate::caller::{org_reach, require, user_in_reach};
 use crate::error::conflict;
-use crate::paging::{Page, page_limit, paginate, parse_cursor, rfc3339};
+use crate::paging::{Page, page_limit, paginate, parse_cursor};
 use crate::{App, AppError, Caller, Result, access};
 use muster_core::lifecycle::{self, Facts, Outcome};
 use muster_core::users::{CreationSource, ManagedBy, Profile, valid_user_name};
@@ -13,50 +13,8 @@ use muster_store::users::{ListQuery, UserRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A user as the API shows it. Never carries a password hash.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct UserView {
-    pub id: String,
-    pub user_name: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub state: UserState,
-    pub source: CreationSource,
-    pub managed_by: ManagedBy,
-    pub profile: Profile,
-    pub has_password: bool,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: String,
-    pub version: i64,
-}
-
-impl TryFrom<UserRow> for UserView {
-    type Error = AppError;
-    fn try_from(u: UserRow) -> Result<Self> {
-        let corrupt = |what: &str| {
-            AppError::Internal(muster_store::StoreError::Corrupt(format!(
-                "user {}: {what}",
-                u.id
-            )))
-        };
-        Ok(Self {
-            state: UserState::parse(&u.state).ok_or_else(|| corrupt("state"))?,
-            source: CreationSource::parse(&u.source).ok_or_else(|| corrupt("source"))?,
-            managed_by: ManagedBy::parse(&u.managed_by).ok_or_else(|| corrupt("managed_by"))?,
-            profile: serde_json::from_str(&u.profile).map_err(|_| corrupt("profile"))?,
-            has_password: u.password_hash.is_some(),
-            created_at: rfc3339(u.created_at),
-            updated_at: rfc3339(u.updated_at),
-            id: u.id,
-            user_name: u.user_name,
-            email: u.email,
-            email_verified: u.email_verified,
-            version: u.version,
-        })
-    }
-}
+mod view;
+pub use view::UserView;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +33,10 @@ pub struct NewUser {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<secrecy::SecretString>,
+    /// The organizational unit to create the user in. Default: the root;
+    /// required of an admin whose roles reach only some units.
+    #[serde(default)]
+    pub org_unit_id: Option<String>,
 }
 
 pub(crate) const USER_CONFLICTS: &[(&str, &str, &str)] = &[
@@ -101,7 +63,9 @@ pub async fn create(
     org_slug: &str,
     input: NewUser,
 ) -> Result<UserView> {
-    let org = org_with(app, caller, org_slug, Permission::UsersWrite).await?;
+    let (org, reach) = org_reach(app, caller, org_slug, Permission::UsersWrite).await?;
+    let ou_id =
+        crate::org_units::placement(app, &org.id, input.org_unit_id.as_deref(), &reach).await?;
     let email =
         EmailAddress::parse(&input.email).map_err(|e| AppError::invalid("email", e.to_string()))?;
     let user_name = input.user_name.unwrap_or_else(|| email.as_str().to_owned());
@@ -118,9 +82,14 @@ pub async fn create(
     let password_hash = match input.password {
         Some(pw) => {
             use secrecy::ExposeSecret;
-            crate::policies::password_policy(app, &org.id)
-                .await?
-                .check(pw.expose_secret())?;
+            crate::org_units::unit_setting::<crate::policies::PasswordPolicy>(
+                app,
+                &org.id,
+                ou_id.as_deref(),
+                "password_policy",
+            )
+            .await?
+            .check(pw.expose_secret())?;
             Some(app.hasher.hash(pw.expose_secret().to_owned()).await?)
         }
         None => None,
@@ -153,6 +122,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        ou_id,
     };
     if let Some(m) = &input.profile.enterprise.manager
         && !muster_store::users::exists_in(&app.db, &org.id, m).await?
@@ -257,7 +227,8 @@ pub(crate) fn created(app: &App, n: u64) {
 }
 
 pub async fn get(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<UserView> {
-    let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
+    let (org, reach) = org_reach(app, caller, org_slug, Permission::UsersRead).await?;
+    user_in_reach(app, &org.id, id, &reach).await?;
     muster_store::users::get(&app.db, &org.id, id)
         .await?
         .ok_or(AppError::NotFound("user"))?
@@ -283,6 +254,8 @@ pub struct ListParams {
     pub state: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
+    /// Only users in this organizational unit's subtree.
+    pub org_unit: Option<String>,
 }
 
 pub async fn list(
@@ -291,7 +264,15 @@ pub async fn list(
     org_slug: &str,
     p: ListParams,
 ) -> Result<Page<UserView>> {
-    let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
+    let (org, reach) = org_reach(app, caller, org_slug, Permission::UsersRead).await?;
+    let subtree = match &p.org_unit {
+        Some(id) => Some(
+            crate::org_units::visible(app, &org.id, id, &reach)
+                .await?
+                .path,
+        ),
+        None => None,
+    };
     if let Some(s) = &p.state
         && UserState::parse(s).is_none()
     {
@@ -310,6 +291,8 @@ pub async fn list(
         after: parse_cursor(p.cursor)?,
         limit: limit + 1,
         scim_visible: false,
+        subtree,
+        within: reach.paths(),
     };
     let rows = muster_store::users::list(&app.db, &org.id, &q).await?;
     paginate(rows, limit, |r| r.id.clone(), UserView::try_from)
@@ -333,7 +316,8 @@ pub async fn update(
     patch: Value,
     if_version: Option<i64>,
 ) -> Result<UserView> {
-    let org = org_with(app, caller, org_slug, Permission::UsersWrite).await?;
+    let (org, reach) = org_reach(app, caller, org_slug, Permission::UsersWrite).await?;
+    user_in_reach(app, &org.id, id, &reach).await?;
     if !patch.is_object() {
         return Err(AppError::invalid(
             "body",
@@ -465,7 +449,8 @@ pub async fn transition(
     id: &str,
     event: LifecycleEvent,
 ) -> Result<Option<UserView>> {
-    let org = org_with(app, caller, org_slug, Permission::UsersLifecycle).await?;
+    let (org, reach) = org_reach(app, caller, org_slug, Permission::UsersLifecycle).await?;
+    user_in_reach(app, &org.id, id, &reach).await?;
     if caller.user_id() == Some(id)
         && matches!(
             event,
