@@ -52,10 +52,12 @@ pub struct SessionRef {
     pub admin_needs_mfa: bool,
 }
 
-/// Permissions that hold within one OU's subtree (issue 7 §3).
+/// Permissions that hold within one OU's subtree or one workspace (issue 7
+/// §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopedGrant {
-    /// The OU's path (`/root/…/ou/`): every unit whose path starts with it.
+    /// An OU's path (`/root/…/ou/`: every unit whose path starts with it),
+    /// or `ws:<id>` for a workspace.
     pub path: String,
     pub permissions: PermissionSet,
 }
@@ -312,7 +314,7 @@ pub fn reach(caller: &Caller, org_id: &str, perm: Permission) -> Result<Reach> {
             } else {
                 let paths: Vec<String> = scoped
                     .iter()
-                    .filter(|g| g.permissions.contains(perm))
+                    .filter(|g| g.path.starts_with('/') && g.permissions.contains(perm))
                     .map(|g| g.path.clone())
                     .collect();
                 if paths.is_empty() {
@@ -343,6 +345,40 @@ pub fn reach(caller: &Caller, org_id: &str, perm: Permission) -> Result<Reach> {
                 Err(AppError::Forbidden(perm.as_str()))
             }
         }
+    }
+}
+
+/// Fails unless the caller holds `perm` in the workspace `ws_id`: in the
+/// whole organization, or through a role scoped to that workspace.
+pub fn require_in_workspace(
+    caller: &Caller,
+    org_id: &str,
+    ws_id: &str,
+    perm: Permission,
+) -> Result<()> {
+    let forbidden = match require(caller, org_id, perm) {
+        Ok(()) => return Ok(()),
+        Err(e @ AppError::Forbidden(_)) => e,
+        Err(e) => return Err(e),
+    };
+    let key = format!("ws:{ws_id}");
+    match &caller.principal {
+        Principal::User {
+            scoped, session, ..
+        } if scoped
+            .iter()
+            .any(|g| g.path == key && g.permissions.contains(perm)) =>
+        {
+            match session {
+                Some(s) if perm.changes() && s.admin_needs_mfa && s.recent_level < 2 => {
+                    Err(AppError::StepUpRequired(
+                        "admin actions need a second factor proved in the last minutes: step up (POST /api/v1/me/step-up), or set up MFA first",
+                    ))
+                }
+                _ => Ok(()),
+            }
+        }
+        _ => Err(forbidden),
     }
 }
 

@@ -6,6 +6,8 @@ pub mod access;
 pub mod audit;
 pub mod caller;
 pub mod devices;
+pub mod dns;
+pub mod domains;
 pub mod emails;
 pub mod erasure;
 mod error;
@@ -35,6 +37,7 @@ pub mod signin;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+pub mod workspaces;
 
 pub use caller::{Caller, Principal};
 pub use error::AppError;
@@ -59,6 +62,9 @@ pub struct App {
     pub google: Option<Arc<federation::ClientConfig>>,
     /// The GeoIP database, when configured (`MUSTER_GEOIP_DB`).
     pub geo: Option<Arc<geo::Geo>>,
+    /// The DNS resolver for domain verification (`MUSTER_DNS_SERVER`);
+    /// `None` asks the system's.
+    pub dns_server: Option<String>,
     /// The WebAuthn relying party for passkeys, once the public URL is known
     /// (`with_public_url`).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
@@ -102,6 +108,7 @@ impl App {
             oidc: Arc::default(),
             google: None,
             geo: None,
+            dns_server: None,
             webauthn: None,
             policies: Arc::default(),
             audit_keys: Arc::default(),
@@ -122,6 +129,17 @@ impl App {
     pub fn with_server_key(mut self, key: sealing::ServerKey) -> Self {
         self.key = Arc::new(key);
         self
+    }
+
+    /// Sends DNS questions to this resolver (`ip` or `ip:port`).
+    pub fn with_dns_server(mut self, server: Option<String>) -> Self {
+        self.dns_server = server;
+        self
+    }
+
+    /// The resolver domain verification asks.
+    pub fn resolver(&self) -> std::result::Result<dns::Resolver, dns::DnsError> {
+        dns::Resolver::from_config(self.dns_server.as_deref())
     }
 
     /// Turns Google sign-in on.

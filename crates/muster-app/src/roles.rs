@@ -287,11 +287,27 @@ pub async fn assign(
     org_slug: &str,
     input: AssignmentInput,
 ) -> Result<AssignmentView> {
-    let org = org_with(app, caller, org_slug, Permission::RolesWrite).await?;
-    let scope = input.scope.unwrap_or(Scope::Organization);
+    let org = crate::caller::org(app, caller, org_slug).await?;
+    let mut scope = input.scope.unwrap_or(Scope::Organization);
     let mut tx = app.db.begin().await?;
+    // Who may grant in a workspace: `roles.write` there or organization-wide,
+    // and every permission of the role there too.
+    let mut grant_in: Option<String> = None;
     match &scope {
-        Scope::Organization => {}
+        Scope::Workspace(w) => {
+            let ws = muster_store::workspaces::get_in(&mut tx, &org.id, w)
+                .await?
+                .ok_or_else(|| {
+                    AppError::invalid("scope", "no such workspace in this organization")
+                })?;
+            crate::caller::require_in_workspace(caller, &org.id, &ws.id, Permission::RolesWrite)?;
+            grant_in = Some(ws.id.clone());
+            scope = Scope::Workspace(ws.id);
+        }
+        _ => require(caller, &org.id, Permission::RolesWrite)?,
+    }
+    match &scope {
+        Scope::Organization | Scope::Workspace(_) => {}
         // Another organization's unit is refused like a unit that does not
         // exist, and says nothing about it.
         Scope::OrgUnit(id) => {
@@ -300,12 +316,6 @@ pub async fn assign(
                 .ok_or_else(|| {
                     AppError::invalid("scope", "no such organizational unit in this organization")
                 })?;
-        }
-        Scope::Workspace(_) => {
-            return Err(AppError::invalid(
-                "scope",
-                "workspace scopes are not available yet; use the organization or an organizational unit",
-            ));
         }
     }
     let role = resolve(app, &org.id, &input.role)
@@ -329,7 +339,15 @@ pub async fn assign(
             ));
         }
     }
-    check_can_grant(caller, &org.id, &role)?;
+    match &grant_in {
+        None => check_can_grant(caller, &org.id, &role)?,
+        Some(ws) if !matches!(caller.principal, Principal::Operator { .. }) => {
+            for p in PermissionSet::from_stored(&role.permissions).iter() {
+                crate::caller::require_in_workspace(caller, &org.id, ws, p)?;
+            }
+        }
+        Some(_) => {}
+    }
     let row = AssignmentRow {
         id: RoleAssignmentId::new().to_string(),
         org_id: org.id.clone(),

@@ -11,6 +11,7 @@ pub mod audit;
 mod creations;
 mod db;
 pub mod devices;
+pub mod domains;
 pub mod email_tokens;
 pub mod erasure;
 mod error;
@@ -32,6 +33,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+pub mod workspaces;
 
 pub use db::{Backend, Db, DbOptions, Tx};
 pub use error::StoreError;

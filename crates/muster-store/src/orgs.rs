@@ -23,6 +23,7 @@ pub async fn insert(tx: &mut Tx, o: &OrgRow) -> Result<()> {
         .bind(o.created_at).bind(o.updated_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     crate::org_units::insert_root(tx, &o.id, &o.name, o.created_at).await?;
+    crate::workspaces::insert_default(tx, &o.id, o.created_at).await?;
     crate::org_units::refresh(tx, &o.id, &o.settings).await
 }
 

@@ -198,21 +198,35 @@ pub(crate) fn effective_ctes(user: &str, org: &str) -> String {
             WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind = 'organization'
         ),
         sperms(p) AS (
-            SELECT ou.path || ' ' || r.permissions FROM role_assignments a JOIN roles r ON r.id = a.role_id
-                JOIN org_units ou ON ou.id = a.scope_id
-            WHERE a.user_id = {user} AND a.org_id = {org} AND a.scope_kind = 'org_unit'
+            SELECT COALESCE(ou.path, 'ws:' || a.scope_id) || ' ' || r.permissions
+            FROM role_assignments a JOIN roles r ON r.id = a.role_id
+                LEFT JOIN org_units ou ON ou.id = a.scope_id AND a.scope_kind = 'org_unit'
+            WHERE a.user_id = {user} AND a.org_id = {org} AND a.scope_kind <> 'organization'
             UNION ALL
-            SELECT ou.path || ' ' || r.permissions FROM g CROSS JOIN groups gr
+            SELECT COALESCE(ou.path, 'ws:' || a.scope_id) || ' ' || r.permissions FROM g CROSS JOIN groups gr
                 JOIN role_assignments a ON a.group_id = gr.id JOIN roles r ON r.id = a.role_id
-                JOIN org_units ou ON ou.id = a.scope_id
-            WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind = 'org_unit'
+                LEFT JOIN org_units ou ON ou.id = a.scope_id AND a.scope_kind = 'org_unit'
+            WHERE gr.id = g.id AND gr.org_id = {org} AND a.scope_kind <> 'organization'
         )"
     )
 }
 
+/// A user's organization-wide permissions now (space-separated).
+pub async fn org_permissions(db: &Db, org_id: &str, user_id: &str) -> Result<String> {
+    let agg = match db.backend() {
+        crate::Backend::Sqlite => "group_concat(p, ' ')",
+        crate::Backend::Postgres => "string_agg(p, ' ')",
+    };
+    let ctes = effective_ctes("$1", "$2");
+    let sql = format!("WITH RECURSIVE {ctes} SELECT COALESCE((SELECT {agg} FROM perms), '')");
+    Ok(on_db!(db, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(user_id).bind(org_id).fetch_one(c).await)?)
+}
+
 /// The two aggregates over `effective_ctes`: `permissions` (space-separated
-/// strings of the organization-wide roles) and `scoped` (one `path perms…`
-/// entry per OU-scoped role, separated by `;`).
+/// strings of the organization-wide roles) and `scoped` (one `key perms…`
+/// entry per scoped role, separated by `;`: the key is the OU's path for an
+/// OU scope, `ws:<id>` for a workspace).
 pub(crate) fn effective_columns(backend: crate::Backend) -> &'static str {
     match backend {
         crate::Backend::Sqlite => {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 pub mod browser;
+pub mod dns;
 pub mod geoip;
 pub mod oidc;
 pub mod smtp;
@@ -140,6 +141,12 @@ impl TestApp {
 
     /// Reads countries from this MaxMind-format database (`MUSTER_GEOIP_DB`),
     /// through the production reader.
+    /// Sends Muster's DNS questions to this server (`dns::DnsServer`).
+    pub fn with_dns(&mut self, server: std::net::SocketAddr) {
+        self.app = self.app.clone().with_dns_server(Some(server.to_string()));
+        self.router = router_for(&self.app, &self.public_url, &self.trusted_proxies);
+    }
+
     pub fn with_geoip(&mut self, mmdb: Vec<u8>) {
         let geo = muster_app::geo::Geo::from_bytes(mmdb).expect("a MaxMind database");
         self.app = self.app.clone().with_geoip(geo);
@@ -532,6 +539,8 @@ impl TestApp {
             "webhook_subscriptions",
             "webhook_deliveries",
             "org_units",
+            "workspaces",
+            "org_domains",
         ] {
             out.push((
                 t.to_owned(),
@@ -551,6 +560,10 @@ impl TestApp {
             .scalar("SELECT CAST(COALESCE(SUM(LENGTH(path) + LENGTH(policies)), 0) AS BIGINT) FROM org_units")
             .await;
         out.push(("org_units.paths".into(), paths));
+        let verified = self
+            .scalar("SELECT CAST(COUNT(verified_at) AS BIGINT) FROM org_domains")
+            .await;
+        out.push(("org_domains.verified".into(), verified));
         out
     }
 }

@@ -62,6 +62,10 @@ pub struct Flags {
     /// and the risk engine [default: unset, no GeoIP]
     #[arg(long, global = true, env = "MUSTER_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
+    /// The DNS resolver that checks domain verification records, `ip` or
+    /// `ip:port` [default: the first nameserver of /etc/resolv.conf]
+    #[arg(long, global = true, env = "MUSTER_DNS_SERVER")]
+    pub dns_server: Option<String>,
     /// Let webhook endpoints be private, loopback or link-local addresses,
     /// and plain http (receivers inside your network) [default: false]
     #[arg(long, global = true, env = "MUSTER_WEBHOOKS_ALLOW_PRIVATE")]
@@ -85,6 +89,7 @@ struct FileConfig {
     google_issuer: Option<String>,
     trusted_proxies: Option<String>,
     geoip_db: Option<PathBuf>,
+    dns_server: Option<String>,
     webhooks_allow_private: Option<bool>,
 }
 
@@ -107,6 +112,7 @@ pub struct Settings {
     pub google: Option<muster_app::federation::ClientConfig>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub geoip_db: Option<PathBuf>,
+    pub dns_server: Option<String>,
     pub webhooks_allow_private: bool,
 }
 
@@ -219,6 +225,16 @@ impl Settings {
         )?;
         let trusted_proxies = proxies(flags.trusted_proxies.clone().or(file.trusted_proxies))?;
         let geoip_db = flags.geoip_db.clone().or(file.geoip_db);
+        let dns_server = flags.dns_server.clone().or(file.dns_server);
+        if let Some(d) = &dns_server {
+            muster_app::dns::Resolver::from_config(Some(d)).map_err(|_| {
+                bad(
+                    "DNS_SERVER",
+                    "dns_server",
+                    "give an IP address, optionally with :port",
+                )
+            })?;
+        }
         let webhooks_allow_private = flags
             .webhooks_allow_private
             .or(file.webhooks_allow_private)
@@ -235,6 +251,7 @@ impl Settings {
             google,
             trusted_proxies,
             geoip_db,
+            dns_server,
             webhooks_allow_private,
         })
     }

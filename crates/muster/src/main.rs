@@ -190,7 +190,8 @@ pub(crate) async fn open(s: &Settings) -> anyhow::Result<App> {
         .context("cannot open the database")?
         .with_server_key(key)
         .with_public_url(s.public_url.as_str())
-        .with_private_webhook_targets(s.webhooks_allow_private);
+        .with_private_webhook_targets(s.webhooks_allow_private)
+        .with_dns_server(s.dns_server.clone());
     let app = match &s.google {
         Some(g) => app.with_google(g.clone()),
         None => app,

@@ -105,17 +105,6 @@ fn no_such(field: &'static str) -> impl FnOnce() -> AppError {
     move || AppError::invalid(field, "no such organizational unit")
 }
 
-fn valid_name(name: &str) -> Result<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "name",
-            "give a name of 1 to 128 characters",
-        ));
-    }
-    Ok(n.to_owned())
-}
-
 fn sibling_conflict(e: muster_store::StoreError) -> AppError {
     crate::error::conflict(
         e,
@@ -144,7 +133,7 @@ pub async fn create(
     input: NewOrgUnit,
 ) -> Result<OrgUnitView> {
     let (org, reach) = org_reach(app, caller, slug, Permission::UsersWrite).await?;
-    let name = valid_name(&input.name)?;
+    let name = crate::orgs::valid_name(&input.name)?;
     let parent_id = input.parent_id.unwrap_or_else(|| org.id.clone());
     let mut tx = app.db.begin().await?;
     tx.lock_org(&org.id).await?;
@@ -196,7 +185,11 @@ pub async fn update(
     input: OrgUnitUpdate,
 ) -> Result<OrgUnitView> {
     let (org, reach) = org_reach(app, caller, slug, Permission::UsersWrite).await?;
-    let name = input.name.as_deref().map(valid_name).transpose()?;
+    let name = input
+        .name
+        .as_deref()
+        .map(crate::orgs::valid_name)
+        .transpose()?;
     let mut tx = app.db.begin().await?;
     tx.lock_org(&org.id).await?;
     let unit = reachable_in(&mut tx, &org.id, id, &reach)

@@ -129,6 +129,9 @@ pub struct SignupPolicy {
     pub default_roles: Vec<String>,
     /// Group ids joined at verification.
     pub default_groups: Vec<String>,
+    /// People with an address at a domain the organization verified may
+    /// sign up into it even when sign-up is otherwise closed.
+    pub join_verified_domains: bool,
 }
 
 impl Default for SignupPolicy {
@@ -137,6 +140,7 @@ impl Default for SignupPolicy {
             open: None,
             default_roles: vec!["member".into()],
             default_groups: Vec::new(),
+            join_verified_domains: false,
         }
     }
 }

@@ -63,7 +63,9 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         Some(_) => None,
         None => {
             let o = public_org(app, input.org.as_deref()).await?;
-            if !signup_open(&o) || is_pending(&o) {
+            let may_join =
+                signup_open(&o) || crate::domains::joins_by_domain(app, &o, email.as_str()).await?;
+            if !may_join || is_pending(&o) {
                 return Err(AppError::SignInDenied(
                     "this organization does not accept sign-ups; ask its administrator for an invitation".into(),
                 ));

@@ -15,6 +15,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod cli;
+mod domains;
 mod erasure;
 mod faults;
 mod federation;
@@ -42,6 +43,7 @@ mod scoped_roles;
 mod signin;
 mod signin_account;
 mod webhooks;
+mod workspaces;
 
 pub use muster_testkit::{TestApp, both};
 pub use serde_json::json;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod domains;
 mod federation;
 mod groups;
 mod invitations;
@@ -15,6 +16,7 @@ mod security;
 mod tokens;
 mod users;
 mod webhooks;
+mod workspaces;
 
 use crate::AppState;
 use axum::Json;
@@ -153,7 +155,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(org_units::policies))
         .routes(routes!(org_units::set_policy, org_units::clear_policy))
         .routes(routes!(org_units::effective_policy))
-        .routes(routes!(org_units::place_user));
+        .routes(routes!(org_units::place_user))
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(
+            workspaces::get,
+            workspaces::rename,
+            workspaces::delete
+        ))
+        .routes(routes!(workspaces::members))
+        .routes(routes!(workspaces::add_member, workspaces::remove_member))
+        .routes(routes!(workspaces::link_group, workspaces::unlink_group))
+        .routes(routes!(workspaces::access))
+        .routes(routes!(workspaces::mine))
+        .routes(routes!(domains::list, domains::claim))
+        .routes(routes!(domains::verify))
+        .routes(routes!(domains::remove));
     let doc = r.get_openapi().clone();
     r.route(
         "/openapi.json",
