@@ -164,6 +164,35 @@ pub async fn invite(
             emails.push(e);
         }
     }
+    send(
+        app,
+        caller,
+        &org,
+        emails,
+        &roles,
+        &groups,
+        days,
+        CreationSource::Invitation,
+    )
+    .await
+}
+
+/// Creates the invited accounts (`source` says how they came), their
+/// organization-wide roles and groups, and the invitation emails; an
+/// address still `invited` gets a new invitation. The caller has checked
+/// permissions and input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send(
+    app: &App,
+    caller: &Caller,
+    org: &crate::caller::OrgRef,
+    emails: Vec<EmailAddress>,
+    roles: &[String],
+    groups: &[String],
+    days: u32,
+    source: CreationSource,
+) -> Result<InviteReport> {
+    let org = org.clone();
     let now = app.now_ms();
     let expires = now + i64::from(days) * 86_400_000;
     let mut report = InviteReport {
@@ -181,12 +210,12 @@ pub async fn invite(
                 reason: "already has an account in this organization".into(),
             }),
             None => {
-                let row = new_row(&org.id, &e, now);
+                let row = new_row(&org.id, &e, now, source);
                 let details = [(
                     "invitation",
                     json!({"expires_in_days": days, "groups": groups}),
                 )];
-                parts.push(new_user_parts(app, caller, &org, &row, &roles, &details).await?);
+                parts.push(new_user_parts(app, caller, &org, &row, roles, &details).await?);
                 rows.push(row);
             }
         }
@@ -228,7 +257,7 @@ pub async fn invite(
     }
     let mut tx = app.db.begin().await?;
     for (user_id, _, _) in &created {
-        for g in &groups {
+        for g in groups {
             muster_store::groups::add_user(&mut tx, g, user_id).await?;
         }
     }
@@ -262,7 +291,7 @@ pub async fn invite(
     Ok(report)
 }
 
-fn new_row(org_id: &str, e: &EmailAddress, now: i64) -> UserRow {
+fn new_row(org_id: &str, e: &EmailAddress, now: i64, source: CreationSource) -> UserRow {
     UserRow {
         id: UserId::new().to_string(),
         org_id: org_id.to_owned(),
@@ -274,7 +303,7 @@ fn new_row(org_id: &str, e: &EmailAddress, now: i64) -> UserRow {
         family_name: None,
         external_id: None,
         state: UserState::Invited.as_str().into(),
-        source: CreationSource::Invitation.as_str().into(),
+        source: source.as_str().into(),
         managed_by: ManagedBy::Local.as_str().into(),
         profile: "{}".into(),
         password_hash: None,
@@ -282,6 +311,7 @@ fn new_row(org_id: &str, e: &EmailAddress, now: i64) -> UserRow {
         updated_at: now,
         version: 1,
         ou_id: None,
+        invited_by: None,
     }
 }
 

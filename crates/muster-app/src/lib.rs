@@ -16,6 +16,7 @@ pub mod geo;
 mod group_commit;
 pub mod groups;
 pub mod guard;
+pub mod guests;
 pub mod imports;
 pub mod invitations;
 pub mod legal_holds;

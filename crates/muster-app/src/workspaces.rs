@@ -10,6 +10,7 @@ use crate::audit::{self, Event};
 use crate::caller::{org_with, require_in_workspace};
 use crate::roles::{AssignmentInput, AssignmentView};
 use crate::{App, AppError, Caller, Result};
+use muster_core::users::CreationSource;
 use muster_core::{Permission, PermissionSet, Scope};
 use muster_store::workspaces::WorkspaceRow;
 use serde::{Deserialize, Serialize};
@@ -208,15 +209,35 @@ pub struct HeldRole {
 }
 
 /// Who holds roles in the workspace. The default workspace also holds every
-/// member of the organization, listed at `/users`.
+/// member of the organization, listed at `/users`. Members of the
+/// workspace may see who else is in it; without `users.read` they see
+/// guests' addresses masked.
 pub async fn members(app: &App, caller: &Caller, slug: &str, id: &str) -> Result<Vec<MemberView>> {
     let org = crate::caller::org(app, caller, slug).await?;
     let ws = find(app, &org.id, id).await?;
-    require_in_workspace(caller, &org.id, &ws.id, Permission::UsersRead)?;
+    let reads = match require_in_workspace(caller, &org.id, &ws.id, Permission::UsersRead) {
+        Ok(()) => true,
+        Err(e @ AppError::Forbidden(_)) => {
+            let member = match caller.user_id() {
+                Some(u) => access_of(app, &org.id, ws.clone(), u).await?.member,
+                None => false,
+            };
+            if !member {
+                return Err(e);
+            }
+            false
+        }
+        Err(e) => return Err(e),
+    };
     let mut by_user: BTreeMap<(String, String), Vec<HeldRole>> = BTreeMap::new();
     for h in muster_store::workspaces::members(&app.db, &org.id, &ws.id).await? {
+        let email = if reads || h.source != CreationSource::Guest.as_str() {
+            h.email
+        } else {
+            crate::guests::mask(&h.email)
+        };
         by_user
-            .entry((h.email, h.user_id))
+            .entry((email, h.user_id))
             .or_default()
             .push(HeldRole {
                 role: h.role_key,
@@ -339,13 +360,14 @@ async fn access_of(app: &App, org_id: &str, ws: WorkspaceRow, user_id: &str) -> 
     for (_, _, p, _) in &held {
         perms.extend(PermissionSet::from_stored(p).iter());
     }
-    let state = muster_store::users::get(&app.db, org_id, user_id)
+    let user = muster_store::users::get(&app.db, org_id, user_id)
         .await?
-        .ok_or(AppError::NotFound("user"))?
-        .state;
+        .ok_or(AppError::NotFound("user"))?;
     let active =
-        muster_core::UserState::parse(&state).is_some_and(muster_core::UserState::can_sign_in);
-    let member = active && (ws.is_default || !held.is_empty());
+        muster_core::UserState::parse(&user.state).is_some_and(muster_core::UserState::can_sign_in);
+    // Guests are in the workspaces they were invited into, not the default.
+    let everyone = ws.is_default && user.source != CreationSource::Guest.as_str();
+    let member = active && (everyone || !held.is_empty());
     Ok(Access {
         member,
         roles: held
@@ -394,7 +416,10 @@ pub async fn mine(app: &App, caller: &Caller) -> Result<Vec<Access>> {
     let mut out = Vec::new();
     for ws in muster_store::workspaces::list(&app.db, org_id).await? {
         if ws.is_default || held.iter().any(|(w, ..)| *w == ws.id) {
-            out.push(access_of(app, org_id, ws, user_id).await?);
+            let a = access_of(app, org_id, ws, user_id).await?;
+            if a.member {
+                out.push(a);
+            }
         }
     }
     Ok(out)

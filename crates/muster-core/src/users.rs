@@ -15,10 +15,12 @@ pub enum CreationSource {
     Admin,
     Import,
     Sso,
+    /// An external collaborator invited into a workspace (issue 7 §5).
+    Guest,
 }
 
 impl CreationSource {
-    pub const ALL: [CreationSource; 7] = [
+    pub const ALL: [CreationSource; 8] = [
         Self::Signup,
         Self::Google,
         Self::Invitation,
@@ -26,6 +28,7 @@ impl CreationSource {
         Self::Admin,
         Self::Import,
         Self::Sso,
+        Self::Guest,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl CreationSource {
             Self::Admin => "admin",
             Self::Import => "import",
             Self::Sso => "sso",
+            Self::Guest => "guest",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {

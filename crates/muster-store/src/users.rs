@@ -28,10 +28,14 @@ pub struct UserRow {
     /// the row leaves it alone).
     #[sqlx(default)]
     pub ou_id: Option<String>,
+    /// Who invited a guest (a user id, or the operator's name); set by
+    /// `set_inviter` only.
+    #[sqlx(default)]
+    pub invited_by: Option<String>,
 }
 
 pub(crate) const COLS: &str = "id, org_id, user_name, email, email_verified, display_name, given_name, family_name, \
-    external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version, ou_id";
+    external_id, state, source, managed_by, profile, password_hash, created_at, updated_at, version, ou_id, invited_by";
 
 /// Inserts a user; `scim_values` is what an IdP wrote (SCIM creations) and
 /// `audit_key` its sealed audit key (see `erasure`), in the same row so that a
@@ -260,6 +264,14 @@ pub async fn update(tx: &mut Tx, u: &UserRow) -> Result<()> {
         .bind(&u.display_name).bind(&u.given_name).bind(&u.family_name).bind(&u.external_id)
         .bind(&u.state).bind(&u.managed_by).bind(&u.profile).bind(&u.password_hash).bind(u.updated_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records who invited a guest, once.
+pub async fn set_inviter(tx: &mut Tx, org_id: &str, id: &str, inviter: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET invited_by = $3 WHERE org_id = $1 AND id = $2 AND invited_by IS NULL")
+        .bind(org_id).bind(id).bind(inviter).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -86,6 +86,8 @@ pub async fn delete(tx: &mut Tx, org_id: &str, id: &str) -> Result<u64> {
 pub struct Held {
     pub user_id: String,
     pub email: String,
+    /// The user's creation source (`guest` for a guest).
+    pub source: String,
     pub role_key: String,
     pub permissions: String,
     /// The group the role is assigned to (the user is in it, at any
@@ -103,15 +105,15 @@ pub async fn members(db: &Db, org_id: &str, ws_id: &str) -> Result<Vec<Held>> {
              WHERE a.org_id = $1 AND a.scope_kind = 'workspace' AND a.scope_id = $2 AND a.group_id IS NOT NULL
              UNION SELECT m.child_id, sg.root FROM group_group_members m JOIN sg ON m.group_id = sg.group_id
          )
-         SELECT u.id AS user_id, u.email, r.role_key, r.permissions, NULL AS group_id, a.id AS assignment_id
+         SELECT u.id AS user_id, u.email, u.source, r.role_key, r.permissions, NULL AS group_id, a.id AS assignment_id
          FROM role_assignments a JOIN roles r ON r.id = a.role_id JOIN users u ON u.id = a.user_id
          WHERE a.org_id = $1 AND a.scope_kind = 'workspace' AND a.scope_id = $2
          UNION
-         SELECT u.id, u.email, r.role_key, r.permissions, sg.root, a.id
+         SELECT u.id, u.email, u.source, r.role_key, r.permissions, sg.root, a.id
          FROM sg JOIN group_user_members gum ON gum.group_id = sg.group_id JOIN users u ON u.id = gum.user_id
               JOIN role_assignments a ON a.group_id = sg.root AND a.scope_kind = 'workspace' AND a.scope_id = $2
               JOIN roles r ON r.id = a.role_id
-         ORDER BY 2, 3")
+         ORDER BY 2, 4")
         .bind(org_id).bind(ws_id).fetch_all(c).await)?)
 }
 

@@ -315,6 +315,7 @@ async fn create(
         updated_at: now,
         version: 1,
         ou_id: None,
+        invited_by: None,
     };
     let policy: crate::signin::SignupPolicy = setting(org, "signup");
     let me = self_caller(org, &row.id, &row.email, ctx.clone());

@@ -320,6 +320,7 @@ fn new_row(ctx: &Ctx<'_>, c: &Candidate) -> UserRow {
         updated_at: now,
         version: 1,
         ou_id: None,
+        invited_by: None,
     };
     apply(&mut row, &c.profile);
     row

@@ -230,7 +230,9 @@ pub async fn update(
         ev = ev.change("parent_id", &unit.parent_id, &parent.id);
         refresh(&mut tx, &org.id).await?;
     }
-    audit::record(app, &mut tx, caller, ev).await?;
+    if !ev.changes.is_empty() {
+        audit::record(app, &mut tx, caller, ev).await?;
+    }
     let row = muster_store::org_units::get_in(&mut tx, &org.id, &unit.id)
         .await?
         .ok_or(AppError::NotFound("organizational unit"))?;

@@ -305,6 +305,7 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
         updated_at: now,
         version: 1,
         ou_id: None,
+        invited_by: None,
     };
     let active = input.active;
     apply_input(&mut row, input, hash, false);

@@ -123,6 +123,7 @@ pub async fn signup(app: &App, input: SignUpInput, ctx: Context) -> Result<()> {
         updated_at: now,
         version: 1,
         ou_id: None,
+        invited_by: None,
     };
     let me = self_caller(&org, &row.id, &row.email, ctx);
     let audit_key = crate::erasure::new_key(app, &row.id);

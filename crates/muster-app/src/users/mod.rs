@@ -123,6 +123,7 @@ pub async fn create(
         updated_at: now,
         version: 1,
         ou_id,
+        invited_by: None,
     };
     if let Some(m) = &input.profile.enterprise.manager
         && !muster_store::users::exists_in(&app.db, &org.id, m).await?

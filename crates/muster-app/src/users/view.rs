@@ -27,6 +27,9 @@ pub struct UserView {
     /// The organizational unit the user is in (the organization's id for
     /// the root unit).
     pub org_unit_id: String,
+    /// For a guest (`source` `guest`): who invited it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
 }
 
 impl TryFrom<UserRow> for UserView {
@@ -45,6 +48,7 @@ impl TryFrom<UserRow> for UserView {
             profile: serde_json::from_str(&u.profile).map_err(|_| corrupt("profile"))?,
             has_password: u.password_hash.is_some(),
             org_unit_id: u.ou_id.clone().unwrap_or_else(|| u.org_id.clone()),
+            invited_by: u.invited_by.clone(),
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
             id: u.id,

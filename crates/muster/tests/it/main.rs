@@ -21,6 +21,7 @@ mod faults;
 mod federation;
 mod federation_sso;
 mod groups;
+mod guests;
 mod imports;
 mod instances;
 mod invitations;

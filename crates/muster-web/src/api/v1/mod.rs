@@ -167,6 +167,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(workspaces::link_group, workspaces::unlink_group))
         .routes(routes!(workspaces::access))
         .routes(routes!(workspaces::mine))
+        .routes(routes!(workspaces::invite_guest))
         .routes(routes!(domains::list, domains::claim))
         .routes(routes!(domains::verify))
         .routes(routes!(domains::remove));

@@ -161,3 +161,19 @@ pub async fn access(
 pub async fn mine(State(s): State<AppState>, Auth(c): Auth) -> Result<Json<Vec<Access>>, ApiError> {
     Ok(Json(muster_app::workspaces::mine(&s.app, &c).await?))
 }
+
+/// Invites an external collaborator into the workspace as a guest: with who
+/// invited them recorded, a limited role there (default `member`), no
+/// organization-wide role, and access that ends after `expires_in_days`.
+#[utoipa::path(post, path = "/orgs/{org}/workspaces/{ws}/guests", tag = "workspaces", params(("org" = String, Path), ("ws" = String, Path)),
+    request_body = muster_app::guests::GuestInput,
+    responses((status = 201, body = muster_app::invitations::InviteReport), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn invite_guest(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, ws)): Path<(String, String)>,
+    Json(b): Json<muster_app::guests::GuestInput>,
+) -> Result<(StatusCode, Json<muster_app::invitations::InviteReport>), ApiError> {
+    let r = muster_app::guests::invite(&s.app, &c, &org, &ws, b).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
