@@ -423,3 +423,52 @@ pub async fn unassign(app: &App, caller: &Caller, org_slug: &str, id: &str) -> R
     tx.commit().await?;
     Ok(())
 }
+
+/// A role a user holds, and whether it is its own or inherited from a group.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HeldRoleView {
+    pub assignment_id: String,
+    pub role_key: String,
+    pub scope: Scope,
+    /// Reached through a group rather than assigned to the user: change it
+    /// on the group.
+    pub inherited: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_group: Option<GroupRef>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GroupRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// Every role a user holds, in every scope, its own and its groups'
+/// (`users.read` reaching the user).
+pub async fn of_user(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    user_id: &str,
+) -> Result<Vec<HeldRoleView>> {
+    let (org, reach) =
+        crate::caller::org_reach(app, caller, org_slug, Permission::UsersRead).await?;
+    crate::caller::user_in_reach(app, &org.id, user_id, &reach).await?;
+    if !muster_store::users::exists_in(&app.db, &org.id, user_id).await? {
+        return Err(AppError::NotFound("user"));
+    }
+    Ok(muster_store::roles::held_by_user(&app.db, &org.id, user_id)
+        .await?
+        .into_iter()
+        .map(|h| HeldRoleView {
+            scope: Scope::from_stored(&h.scope_kind, h.scope_id).unwrap_or(Scope::Organization),
+            inherited: h.group_id.is_some(),
+            via_group: h
+                .group_id
+                .zip(h.group_name)
+                .map(|(id, name)| GroupRef { id, name }),
+            assignment_id: h.assignment_id,
+            role_key: h.role_key,
+        })
+        .collect())
+}

@@ -161,6 +161,39 @@ pub async fn org_role_keys(
     })
 }
 
+/// One role a user holds, in any scope: its own or through a group.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldRow {
+    pub assignment_id: String,
+    pub role_key: String,
+    pub scope_kind: String,
+    pub scope_id: Option<String>,
+    /// The group it comes through (the user is in it at any depth).
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+}
+
+/// Every role the user holds: assigned to it, or to a group it is in at
+/// any depth.
+pub async fn held_by_user(db: &Db, org_id: &str, user_id: &str) -> Result<Vec<HeldRow>> {
+    Ok(on_db!(db, c => sqlx::query_as(
+        "WITH RECURSIVE g(id) AS (
+             SELECT group_id FROM group_user_members WHERE user_id = $2
+             UNION SELECT m.group_id FROM group_group_members m JOIN g ON m.child_id = g.id
+         )
+         SELECT a.id AS assignment_id, r.role_key, a.scope_kind, a.scope_id,
+                CAST(NULL AS TEXT) AS group_id, CAST(NULL AS TEXT) AS group_name
+         FROM role_assignments a JOIN roles r ON r.id = a.role_id
+         WHERE a.org_id = $1 AND a.user_id = $2
+         UNION ALL
+         SELECT a.id, r.role_key, a.scope_kind, a.scope_id, gr.id, gr.name
+         FROM g JOIN groups gr ON gr.id = g.id JOIN role_assignments a ON a.group_id = gr.id
+              JOIN roles r ON r.id = a.role_id
+         WHERE gr.org_id = $1
+         ORDER BY 2, 1")
+        .bind(org_id).bind(user_id).fetch_all(c).await)?)
+}
+
 pub async fn unassign(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query("DELETE FROM role_assignments WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;

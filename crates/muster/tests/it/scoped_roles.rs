@@ -275,6 +275,38 @@ async fn roles_scoped_to_a_unit_reach_its_subtree_only(t: TestApp) {
         StatusCode::FORBIDDEN,
         "an auditor reads, it does not write"
     );
+    // Her roles: her own, and the group's shown as inherited.
+    let (s, roles) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/users/{y}/roles"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{roles}");
+    assert_eq!(roles.as_array().unwrap().len(), 2, "{roles}");
+    let auditor = &roles[0];
+    assert_eq!(auditor["role_key"], "auditor");
+    assert_eq!(auditor["inherited"], true);
+    assert_eq!(
+        auditor["via_group"],
+        json!({"id": grp, "name": "Eng readers"})
+    );
+    assert_eq!(auditor["scope"], json!({"type": "org_unit", "id": eng}));
+    assert_eq!(roles[1]["role_key"], "member");
+    assert_eq!(roles[1]["inherited"], false);
+    assert!(roles[1].get("via_group").is_none());
+    // Outside the scoped admin's reach, the same question answers 404.
+    let (s, _) = t
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/acme/users/{y}/roles"),
+            Some(&xt),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 
     // A scope from another organization, or one that does not exist yet.
     let other = t.org_with_owner("other").await;

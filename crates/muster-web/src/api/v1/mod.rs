@@ -156,6 +156,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(org_units::set_policy, org_units::clear_policy))
         .routes(routes!(org_units::effective_policy))
         .routes(routes!(org_units::place_user))
+        .routes(routes!(org_units::user_roles))
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(
             workspaces::get,

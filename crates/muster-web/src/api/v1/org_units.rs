@@ -153,3 +153,18 @@ pub async fn place_user(
         muster_app::org_units::place_user(&s.app, &c, &org, &id, &b.org_unit_id).await?,
     ))
 }
+
+/// Every role the user holds, in every scope (organization, unit,
+/// workspace): its own, and those inherited from its groups (read-only
+/// here: change them on the group).
+#[utoipa::path(get, path = "/orgs/{org}/users/{id}/roles", tag = "users", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Vec<muster_app::roles::HeldRoleView>), (status = 404, body = crate::error::Problem)))]
+pub async fn user_roles(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Vec<muster_app::roles::HeldRoleView>>, ApiError> {
+    Ok(Json(
+        muster_app::roles::of_user(&s.app, &c, &org, &id).await?,
+    ))
+}
