@@ -26,7 +26,8 @@ pub enum Principal {
         /// Read from the database when this request was authenticated; never
         /// carried over from an earlier request.
         permissions: PermissionSet,
-        /// Roles scoped to organizational units, read the same way.
+        /// Roles scoped to organizational units and workspaces, read the
+        /// same way.
         scoped: Vec<ScopedGrant>,
     },
     /// Someone not signed in (a failed sign-in, a code for an unknown

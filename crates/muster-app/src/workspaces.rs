@@ -352,23 +352,44 @@ pub struct Access {
     pub permissions: Vec<Permission>,
 }
 
-async fn access_of(app: &App, org_id: &str, ws: WorkspaceRow, user_id: &str) -> Result<Access> {
-    let held = muster_store::workspaces::held_by(&app.db, org_id, user_id, Some(&ws.id)).await?;
-    let mut perms = PermissionSet::from_stored(
-        &muster_store::roles::org_permissions(&app.db, org_id, user_id).await?,
-    );
-    for (_, _, p, _) in &held {
-        perms.extend(PermissionSet::from_stored(p).iter());
-    }
+/// What a user brings to every workspace: its organization-wide
+/// permissions, whether it may sign in, whether it is a guest.
+struct Standing {
+    perms: PermissionSet,
+    active: bool,
+    guest: bool,
+}
+
+async fn standing(app: &App, org_id: &str, user_id: &str) -> Result<Standing> {
     let user = muster_store::users::get(&app.db, org_id, user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    let active =
-        muster_core::UserState::parse(&user.state).is_some_and(muster_core::UserState::can_sign_in);
+    Ok(Standing {
+        perms: PermissionSet::from_stored(
+            &muster_store::roles::org_permissions(&app.db, org_id, user_id).await?,
+        ),
+        active: muster_core::UserState::parse(&user.state)
+            .is_some_and(muster_core::UserState::can_sign_in),
+        guest: user.source == CreationSource::Guest.as_str(),
+    })
+}
+
+/// The user's access in `ws`, from its standing and the roles it holds
+/// there (`held`: this workspace's rows of `held_by`).
+fn access_in(
+    ws: WorkspaceRow,
+    held: Vec<(String, String, String, Option<String>)>,
+    st: &Standing,
+    user_id: &str,
+) -> Access {
+    let mut perms = st.perms.clone();
+    for (_, _, p, _) in &held {
+        perms.extend(PermissionSet::from_stored(p).iter());
+    }
     // Guests are in the workspaces they were invited into, not the default.
-    let everyone = ws.is_default && user.source != CreationSource::Guest.as_str();
-    let member = active && (everyone || !held.is_empty());
-    Ok(Access {
+    let everyone = ws.is_default && !st.guest;
+    let member = st.active && (everyone || !held.is_empty());
+    Access {
         member,
         roles: held
             .into_iter()
@@ -384,7 +405,13 @@ async fn access_of(app: &App, org_id: &str, ws: WorkspaceRow, user_id: &str) -> 
         },
         user_id: user_id.to_owned(),
         workspace: ws.into(),
-    })
+    }
+}
+
+async fn access_of(app: &App, org_id: &str, ws: WorkspaceRow, user_id: &str) -> Result<Access> {
+    let held = muster_store::workspaces::held_by(&app.db, org_id, user_id, Some(&ws.id)).await?;
+    let st = standing(app, org_id, user_id).await?;
+    Ok(access_in(ws, held, &st, user_id))
 }
 
 /// A user's access in a workspace (`users.read` there or organization-wide).
@@ -412,14 +439,15 @@ pub async fn mine(app: &App, caller: &Caller) -> Result<Vec<Access>> {
     else {
         return Err(AppError::NotFound("user"));
     };
+    // Four queries whatever the number of workspaces.
     let held = muster_store::workspaces::held_by(&app.db, org_id, user_id, None).await?;
+    let st = standing(app, org_id, user_id).await?;
     let mut out = Vec::new();
     for ws in muster_store::workspaces::list(&app.db, org_id).await? {
-        if ws.is_default || held.iter().any(|(w, ..)| *w == ws.id) {
-            let a = access_of(app, org_id, ws, user_id).await?;
-            if a.member {
-                out.push(a);
-            }
+        let here: Vec<_> = held.iter().filter(|(w, ..)| *w == ws.id).cloned().collect();
+        let a = access_in(ws, here, &st, user_id);
+        if a.member {
+            out.push(a);
         }
     }
     Ok(out)
