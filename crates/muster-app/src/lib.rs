@@ -71,6 +71,8 @@ pub struct App {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Organizations' policies, compiled once per settings text (`guard`).
     pub policies: Arc<guard::PolicyCache>,
+    /// Recently authenticated sessions (`signin::cache`).
+    pub sessions: Arc<signin::cache::SessionCache>,
     /// People's audit keys, opened, for sealing new events (`erasure`).
     pub(crate) audit_keys: Arc<erasure::KeyCache>,
     /// Which webhook URLs are allowed (`MUSTER_WEBHOOKS_ALLOW_PRIVATE`).
@@ -112,6 +114,7 @@ impl App {
             dns_server: None,
             webauthn: None,
             policies: Arc::default(),
+            sessions: Arc::default(),
             audit_keys: Arc::default(),
             webhook_targets: webhooks::targets::Targets::default(),
             webhook_http: Arc::default(),

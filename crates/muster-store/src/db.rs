@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -174,12 +175,34 @@ impl Db {
     }
 }
 
+/// Transactions this process has committed (or tried to). A copy of
+/// something read before the count moved may be stale: the session cache
+/// compares it before trusting what it holds. Process-wide, not per `Db`:
+/// tests run many databases in one process, and a count that moves for
+/// another database's commit only costs a cache miss.
+static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// See `COMMITS`.
+pub fn commits() -> u64 {
+    COMMITS.load(Ordering::SeqCst)
+}
+
+/// Counts a write made outside `Tx` (a test's raw SQL) as a commit.
+pub fn note_write() {
+    COMMITS.fetch_add(1, Ordering::SeqCst);
+}
+
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
+        let r = match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        };
+        // Counted after the commit, whatever its outcome (a lost connection
+        // may still have committed): a reader that looked at the count before
+        // its read sees it move and drops what it read.
+        note_write();
+        r?;
         Ok(())
     }
 

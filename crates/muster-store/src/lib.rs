@@ -21,6 +21,7 @@ pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod mfa;
+pub mod notify;
 pub mod org_units;
 pub mod orgs;
 pub mod outbox;
@@ -35,7 +36,7 @@ pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 
-pub use db::{Backend, Db, DbOptions, Tx};
+pub use db::{Backend, Db, DbOptions, Tx, commits, note_write};
 pub use error::StoreError;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -88,6 +88,12 @@ impl TestApp {
             .await
             .expect("open the test database")
             .with_server_key(key);
+        // As `muster serve` does: on PostgreSQL the session cache works
+        // (and is tested) once its listener is connected.
+        if let Some(listener) = app.spawn_session_listener() {
+            drop(listener);
+            wait_for(|| app.sessions.active()).await;
+        }
         let public_url = "http://muster.test".to_owned();
         // Tests run their webhook receivers on loopback.
         let app = app
@@ -424,7 +430,10 @@ impl TestApp {
     }
 
     /// Runs one SQL statement directly against the database (for tampering).
+    /// Counted as a commit of this process: the next request sees it, as
+    /// with any change made here (`signin::cache`).
     pub async fn raw(&self, sql: &str) {
+        let _counted = CountedWrite;
         match &self.app.db {
             muster_store::Db::Sqlite { write, .. } => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -443,6 +452,7 @@ impl TestApp {
 
     /// Like `raw`, but returns the error text instead of panicking.
     pub async fn try_raw(&self, sql: &str) -> Result<(), String> {
+        let _counted = CountedWrite;
         let r = match &self.app.db {
             muster_store::Db::Sqlite { write, .. } => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -669,4 +679,24 @@ macro_rules! both {
             }
         }
     )*};
+}
+
+/// Counts a raw write as this process's commit when it ends (even by a panic).
+struct CountedWrite;
+
+impl Drop for CountedWrite {
+    fn drop(&mut self) {
+        muster_store::note_write();
+    }
+}
+
+/// Polls `ready` every few milliseconds for up to ten seconds.
+async fn wait_for(ready: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the session cache's listener did not connect within ten seconds");
 }

@@ -389,6 +389,9 @@ pub(crate) async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(S
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let app = open(&s).await?;
     let sealer = app.spawn_sealer();
+    // On PostgreSQL, other instances' changes to sessions, users and roles
+    // are heard here; until then (and on SQLite) no session is cached.
+    let session_listener = app.spawn_session_listener();
     // Dated transitions are due to the minute; one instance runs them at a
     // time (a shared lease), so every instance may start the loop.
     let scheduler = app.spawn_scheduler(std::time::Duration::from_secs(30));
@@ -477,6 +480,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     sealer.abort();
+    if let Some(l) = session_listener {
+        l.abort();
+    }
     scheduler.abort();
     mailer.abort();
     webhooks.abort();

@@ -310,15 +310,22 @@ pub fn is_session_token(token: &str) -> bool {
     token.starts_with(SESSION_TOKEN_PREFIX) && token.as_bytes().get(3) == Some(&b'_')
 }
 
-/// Authenticates a session token. Read from the database on every request —
-/// revocation, a state change or a role change counts from the next one.
+/// Authenticates a session token. What it reads may come from the session
+/// cache, which never holds a copy older than a change made here (so a
+/// revocation, a state change or a role change counts from the next request)
+/// nor, on PostgreSQL, one older than another instance's change it has heard.
 /// Every failure is the same `Unauthenticated`.
 pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Result<Caller> {
     let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.simple().to_string();
-    let row = muster_store::sessions::for_auth(&app.db, &id)
+    let row = app
+        .sessions
+        .get(&app.sessions.auth, &id, || async {
+            Ok(muster_store::sessions::for_auth(&app.db, &id).await?)
+        })
         .await?
         .ok_or(AppError::Unauthenticated)?;
+    let row = (*row).clone();
     let now = app.now_ms();
     let policies = app.policies.get(&row.org_id, &row.org_settings);
     let live = live(
@@ -439,13 +446,18 @@ fn touch(app: &App, id: &str, last_seen_at: i64, now: i64) {
 
 /// `GET /me` with a session: the same checks as `authenticate_session`, in
 /// one query that also reads the user (no permissions are needed to read
-/// one's own account).
+/// one's own account), kept in the session cache like it.
 pub async fn me(app: &App, token: &str, ctx: Context) -> Result<crate::users::UserView> {
     let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.simple().to_string();
-    let row = muster_store::sessions::with_user(&app.db, &id)
+    let row = app
+        .sessions
+        .get(&app.sessions.me, &id, || async {
+            Ok(muster_store::sessions::with_user(&app.db, &id).await?)
+        })
         .await?
         .ok_or(AppError::Unauthenticated)?;
+    let row = (*row).clone();
     let now = app.now_ms();
     let policies = app.policies.get(&row.user.org_id, &row.org_settings);
     let ok = live(

@@ -8,6 +8,7 @@
 //! addresses (one argon2id computation each, and the rest off the reply's path).
 
 pub mod account;
+pub mod cache;
 pub mod login;
 pub mod signup;
 pub(crate) mod throttle;

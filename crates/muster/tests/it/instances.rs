@@ -1,7 +1,8 @@
 //! Several `muster serve` processes on one PostgreSQL database behave as one
 //! (issue 6 §2): a token revoked through one is refused by the other on its
 //! very next request; a role removed through one is enforced by the other;
-//! lockout counts are shared. The test prints how long revocation took to be
+//! a session the other answers from its cache follows changes made through
+//! the first once PostgreSQL's announcement arrives; lockout counts are shared. The test prints how long revocation took to be
 //! seen by the other instance (BENCHMARKS.md quotes it); it asserts only
 //! behaviour, never a timing.
 
@@ -177,6 +178,72 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
         403
     );
 
+    // Sessions: B answers a busy session from its cache, and hears A's
+    // changes through PostgreSQL. Each round grants and removes a role through
+    // A, then asks B until its answer follows; the times are printed.
+    let (sam, _) = t
+        .user_with_token("acme", "sam@acme.example", &["member"])
+        .await;
+    let creds = json!({"email": "sam@acme.example", "password": "Str0ng!pass", "org": "acme"});
+    let (s, v) = call(&c, &a, "POST", "/api/v1/auth/login", "", Some(creds)).await;
+    assert_eq!(s, 200, "{v}");
+    let session = v["session_token"].as_str().unwrap().to_owned();
+    let users = "/api/v1/orgs/acme/users";
+    let mut heard_ms = Vec::with_capacity(2 * SESSION_ROUNDS);
+    for i in 0..SESSION_ROUNDS {
+        // Warm: B answers the session from its cache between changes.
+        for _ in 0..3 {
+            assert_eq!(call(&c, &b, "GET", users, &session, None).await.0, 403);
+        }
+        let grant = json!({"role": "admin", "user_id": sam});
+        let (s, g) = call(
+            &c,
+            &a,
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            &admin,
+            Some(grant),
+        )
+        .await;
+        assert_eq!(s, 201, "{g}");
+        heard_ms.push(until(&c, &b, &session, 200, i).await);
+        let path = format!(
+            "/api/v1/orgs/acme/role-assignments/{}",
+            g["id"].as_str().unwrap()
+        );
+        assert_eq!(call(&c, &a, "DELETE", &path, &admin, None).await.0, 204);
+        heard_ms.push(until(&c, &b, &session, 403, i).await);
+    }
+    // Signed out through A: B refuses the session.
+    let (s, _) = call(&c, &a, "POST", "/api/v1/auth/logout", &session, None).await;
+    assert_eq!(s, 204);
+    heard_ms.push(until(&c, &b, &session, 401, SESSION_ROUNDS).await);
+    // B did answer from its cache (so the times above are a cache following
+    // A's changes, not a database read per request).
+    let metrics = c
+        .get(format!("{}/metrics", b.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("muster_session_cache_hits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(hits >= SESSION_ROUNDS as f64, "B answered {hits} requests from its cache");
+    heard_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| heard_ms[((heard_ms.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "session change seen by the other instance ({} changes): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        heard_ms.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+
     // Lockout counts are shared: failures spread over both lock the account.
     let policy = json!({"delay_after": 4, "lock_after": 4, "cooldown_minutes": 15});
     let (s, v) = call(
@@ -208,6 +275,24 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
         u["state"], "locked",
         "four failures across two instances lock the account"
     );
+}
+
+const SESSION_ROUNDS: usize = 100;
+
+/// Asks B for the users list with `session` until it answers `want` (at most
+/// ten seconds; never a timing assertion): milliseconds until it did.
+async fn until(c: &reqwest::Client, b: &Instance, session: &str, want: u16, round: usize) -> f64 {
+    let start = std::time::Instant::now();
+    loop {
+        let (s, _) = call(c, b, "GET", "/api/v1/orgs/acme/users", session, None).await;
+        if s == want {
+            return start.elapsed().as_secs_f64() * 1000.0;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "round {round}: the other instance still answers {s}, not {want}"
+        );
+    }
 }
 
 /// PostgreSQL only: several instances are what it is for.

@@ -41,6 +41,7 @@ mod scim_idp;
 mod scim_lifecycle;
 mod scim_paging;
 mod scoped_roles;
+mod session_cache;
 mod signin;
 mod signin_account;
 mod webhooks;

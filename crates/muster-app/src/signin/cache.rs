@@ -1,0 +1,197 @@
+//! The session cache: what authenticating a session read, kept for at most a
+//! second so that a busy client does not cost a database round trip per
+//! request (issue 4's `/me` target; issue 6 §2).
+//!
+//! A copy is trusted only while nothing could have changed it:
+//! - **in this process**, every committed transaction moves
+//!   `muster_store::commits()`; a copy read before the count moved is dropped,
+//!   so a revocation, role change or deactivation made here counts from the
+//!   very next request, as it did without the cache;
+//! - **in other processes** (instances, CLI runs, hand-written SQL), the
+//!   changes that matter announce themselves through PostgreSQL triggers
+//!   (migration 0019), heard by `spawn_session_listener`, which moves `heard`;
+//! - **when the announcements could be missed** (SQLite, which cannot
+//!   announce; a listener not yet connected or disconnected) nothing is
+//!   cached at all;
+//! - and whatever happens, no copy outlives `TTL`: a change whose
+//!   announcement was lost in a network failure still counts within a second.
+//!
+//! Each check that depends on the time (idle and absolute ends, step-up
+//! freshness) is still computed on every request from the copy's timestamps,
+//! and the secret is compared on every request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest a copy is trusted, announcements or not.
+const TTL: Duration = Duration::from_secs(1);
+/// Copies held per kind; at this size the cache starts afresh (a full cache
+/// holds copies older than a second anyway, or sessions beyond any one
+/// instance's load).
+const CAPACITY: usize = 100_000;
+
+/// What the copy was read under: both counts must still be the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    commits: u64,
+    heard: u64,
+}
+
+struct Entry<V> {
+    stamp: Stamp,
+    at: Instant,
+    value: Arc<V>,
+}
+
+/// Copies of one kind of row, by session id.
+pub struct Copies<K, V> {
+    map: Mutex<HashMap<K, Entry<V>>>,
+}
+
+impl<K, V> Default for Copies<K, V> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SessionCache {
+    /// Moved by every announcement, and when the listener (re)connects.
+    heard: AtomicU64,
+    /// True while the listener is connected: only then would another
+    /// process's change be heard.
+    listening: AtomicBool,
+    hits: AtomicU64,
+    pub(crate) auth: Copies<String, muster_store::sessions::SessionAuthRow>,
+    pub(crate) me: Copies<String, muster_store::sessions::SessionUserRow>,
+}
+
+impl SessionCache {
+    /// The counts now, or `None` when nothing may be cached.
+    fn stamp(&self) -> Option<Stamp> {
+        if !self.listening.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(Stamp {
+            commits: muster_store::commits(),
+            heard: self.heard.load(Ordering::SeqCst),
+        })
+    }
+
+    /// The copy of `key`'s row if it can be trusted; otherwise `load`s it
+    /// (and keeps it when it may). `None` rows (unknown sessions) are not kept.
+    pub(crate) async fn get<K, V, F, Fut>(
+        &self,
+        copies: &Copies<K, V>,
+        key: &K,
+        load: F,
+    ) -> crate::Result<Option<Arc<V>>>
+    where
+        K: Hash + Eq + Clone,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = crate::Result<Option<V>>>,
+    {
+        // Taken before the read: a change committed during it moves a count,
+        // and the copy is then never trusted.
+        let stamp = self.stamp();
+        if let Some(s) = stamp {
+            let map = copies.map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = map.get(key)
+                && e.stamp == s
+                && e.at.elapsed() < TTL
+            {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("muster_session_cache_hits_total").increment(1);
+                return Ok(Some(e.value.clone()));
+            }
+        }
+        let Some(value) = load().await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        if let Some(stamp) = stamp {
+            let mut map = copies.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= CAPACITY {
+                map.clear();
+            }
+            let entry = Entry {
+                stamp,
+                at: Instant::now(),
+                value: value.clone(),
+            };
+            map.insert(key.clone(), entry);
+        }
+        Ok(Some(value))
+    }
+
+    /// Requests answered from a copy since start (for tests and metrics).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Whether copies are being kept (the listener is connected).
+    pub fn active(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
+    }
+
+    /// Announcements heard (and reconnections) since start, for tests.
+    pub fn heard(&self) -> u64 {
+        self.heard.load(Ordering::SeqCst)
+    }
+
+    fn hear(&self) {
+        self.heard.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Connected: announcements are heard from now on; anything read before
+    /// is forgotten (what was missed meanwhile is unknown).
+    fn resume(&self) {
+        self.hear();
+        self.listening.store(true, Ordering::SeqCst);
+    }
+
+    /// Disconnected: nothing is trusted or kept until `resume`.
+    fn suspend(&self) {
+        self.listening.store(false, Ordering::SeqCst);
+        self.hear();
+    }
+}
+
+impl crate::App {
+    /// Listens for other processes' changes on PostgreSQL and lets the
+    /// session cache work while it hears them; does nothing on SQLite.
+    /// Reconnects after a lost connection, caching nothing meanwhile.
+    pub fn spawn_session_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.db.backend() != muster_store::Backend::Postgres {
+            return None;
+        }
+        let app = self.clone();
+        Some(tokio::spawn(async move {
+            let cache = &app.sessions;
+            loop {
+                match muster_store::notify::AuthChanges::connect(&app.db).await {
+                    Ok(Some(mut changes)) => {
+                        cache.resume();
+                        while changes.next().await == muster_store::notify::Heard::Change {
+                            cache.hear();
+                        }
+                        cache.suspend();
+                        tracing::warn!(
+                            "the session cache lost its PostgreSQL listener; reconnecting"
+                        );
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the session cache cannot listen on PostgreSQL");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+}

@@ -1,0 +1,243 @@
+//! The session cache (`signin::cache`). On PostgreSQL a session's
+//! authentication is answered from a copy, and every change that could alter
+//! it counts: a change made through this process from the very next request,
+//! one made by another process (here: SQL on a connection of the test's own,
+//! which this process's commit count never sees) from the request after
+//! PostgreSQL's announcement of it is heard. On SQLite nothing is cached.
+
+use crate::*;
+use axum::http::StatusCode;
+use muster_testkit::muster_app::Backend;
+use sqlx::Connection;
+
+const PW: &str = "Str0ng!pass";
+
+/// Signs `email` in to `acme`: (session token, session id).
+async fn sign_in(t: &TestApp, email: &str) -> (String, String) {
+    let (s, b) = t
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": PW, "org": "acme"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    (
+        b["session_token"].as_str().unwrap().to_owned(),
+        b["session"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Requests with the session until one is answered from the cache on
+/// PostgreSQL (so what follows tests a warm cache); on SQLite none is. Tests
+/// running beside this one commit too, and any commit in the process
+/// invalidates the copies, so a few tries may be needed.
+async fn warm(t: &TestApp, session: &str, path: &str, expect: StatusCode) {
+    let before = t.app.sessions.hits();
+    for _ in 0..50 {
+        let (s, b) = t.call("GET", path, Some(session), None).await;
+        assert_eq!(s, expect, "{path}: {b}");
+        if t.backend() == Backend::Sqlite || t.app.sessions.hits() > before {
+            break;
+        }
+    }
+    let hits = t.app.sessions.hits() - before;
+    match t.backend() {
+        Backend::Postgres => assert!(hits >= 1, "{path} was never answered from the cache"),
+        Backend::Sqlite => {
+            let (s, _) = t.call("GET", path, Some(session), None).await;
+            assert_eq!(s, expect);
+            assert_eq!(
+                t.app.sessions.hits(),
+                before,
+                "SQLite cannot hear other processes: nothing is cached"
+            );
+            assert!(!t.app.sessions.active());
+        }
+    }
+}
+
+async fn changes_made_here_count_from_the_next_request(t: TestApp) {
+    let admin = t.org_with_owner("acme").await;
+    let (uid, _) = t
+        .user_with_token("acme", "rae@acme.example", &["member"])
+        .await;
+    let (s, grant) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&admin),
+            Some(json!({"role": "admin", "user_id": uid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{grant}");
+    let (session, id) = sign_in(&t, "rae@acme.example").await;
+    warm(&t, &session, "/api/v1/orgs/acme/users", StatusCode::OK).await;
+    warm(&t, &session, "/api/v1/me", StatusCode::OK).await;
+
+    // A role removed: the very next request is refused.
+    let path = format!(
+        "/api/v1/orgs/acme/role-assignments/{}",
+        grant["id"].as_str().unwrap()
+    );
+    let (s, _) = t.call("DELETE", &path, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t
+        .call("GET", "/api/v1/orgs/acme/users", Some(&session), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a removed role still counted");
+
+    // A profile change shows on the next `/me`.
+    let (s, b) = t
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/acme/users/{uid}"),
+            Some(&admin),
+            Some(json!({"profile": {"display_name": "Rae Renamed"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&session), None).await;
+    assert_eq!(me["profile"]["display_name"], "Rae Renamed");
+
+    // The session revoked: the very next request, on either path, is refused.
+    warm(&t, &session, "/api/v1/me", StatusCode::OK).await;
+    let (s, _) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/sessions/{id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for path in ["/api/v1/me", "/api/v1/me/sessions"] {
+        let (s, _) = t.call("GET", path, Some(&session), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} after revocation");
+    }
+
+    // Deactivation ends a warm session of another user at once.
+    let (other, _) = t
+        .user_with_token("acme", "sam@acme.example", &["member"])
+        .await;
+    let (session, _) = sign_in(&t, "sam@acme.example").await;
+    warm(&t, &session, "/api/v1/me", StatusCode::OK).await;
+    let (s, b) = t
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/acme/users/{other}/deactivate"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = t.call("GET", "/api/v1/me", Some(&session), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+both!(changes_made_here_count_from_the_next_request);
+
+/// Runs `sql` on a connection of the test's own, as another instance would.
+async fn elsewhere(t: &TestApp, sql: &str) {
+    let mut c = sqlx::PgConnection::connect(&t.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}
+
+/// Waits (at most ten seconds) until an announcement after `before` is heard.
+async fn heard_after(t: &TestApp, before: u64) {
+    for _ in 0..2000 {
+        if t.app.sessions.heard() > before {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("no announcement heard within ten seconds");
+}
+
+async fn changes_made_elsewhere_are_heard(t: TestApp) {
+    t.org_with_owner("acme").await;
+    let (uid, _) = t
+        .user_with_token("acme", "rae@acme.example", &["member", "admin"])
+        .await;
+    let (session, id) = sign_in(&t, "rae@acme.example").await;
+    warm(&t, &session, "/api/v1/orgs/acme/users", StatusCode::OK).await;
+
+    // The activity clock alone is not announced (sessions write it once a
+    // minute; announcing it would flush every instance's cache as often).
+    // The role removal after it is: once heard, the next request is refused.
+    let before = t.app.sessions.heard();
+    elsewhere(
+        &t,
+        &format!("UPDATE sessions SET last_seen_at = last_seen_at + 1 WHERE id = '{id}'"),
+    )
+    .await;
+    elsewhere(
+        &t,
+        &format!(
+            "DELETE FROM role_assignments WHERE user_id = '{uid}' AND role_id IN \
+             (SELECT id FROM roles WHERE name = 'admin')"
+        ),
+    )
+    .await;
+    heard_after(&t, before).await;
+    let (s, _) = t
+        .call("GET", "/api/v1/orgs/acme/users", Some(&session), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a role removed elsewhere still counted"
+    );
+    // Announcements arrive in commit order: had the activity clock been
+    // announced, the count would have moved twice.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        t.app.sessions.heard(),
+        before + 1,
+        "the activity clock was announced"
+    );
+
+    // A suspension made elsewhere.
+    warm(&t, &session, "/api/v1/me", StatusCode::OK).await;
+    let before = t.app.sessions.heard();
+    elsewhere(
+        &t,
+        &format!("UPDATE users SET state = 'suspended' WHERE id = '{uid}'"),
+    )
+    .await;
+    heard_after(&t, before).await;
+    let (s, _) = t.call("GET", "/api/v1/me", Some(&session), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a suspension made elsewhere");
+
+    // A revocation made elsewhere.
+    elsewhere(
+        &t,
+        &format!("UPDATE users SET state = 'active' WHERE id = '{uid}'"),
+    )
+    .await;
+    let (session, id) = sign_in(&t, "rae@acme.example").await;
+    warm(&t, &session, "/api/v1/me", StatusCode::OK).await;
+    let before = t.app.sessions.heard();
+    elsewhere(
+        &t,
+        &format!("UPDATE sessions SET revoked_at = 1 WHERE id = '{id}'"),
+    )
+    .await;
+    heard_after(&t, before).await;
+    let (s, _) = t.call("GET", "/api/v1/me", Some(&session), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revocation made elsewhere");
+}
+
+/// PostgreSQL only: SQLite caches nothing (tested above).
+mod changes_made_elsewhere_are_heard {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(t) = muster_testkit::TestApp::postgres(module_path!()).await {
+            super::changes_made_elsewhere_are_heard(t).await
+        }
+    }
+}
