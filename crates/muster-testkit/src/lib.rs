@@ -88,12 +88,10 @@ impl TestApp {
             .await
             .expect("open the test database")
             .with_server_key(key);
-        // As `muster serve` does: on PostgreSQL the session cache works
-        // (and is tested) once its listener is connected.
-        if let Some(listener) = app.spawn_session_listener() {
-            drop(listener);
-            wait_for(|| app.sessions.active()).await;
-        }
+        // As `muster serve` does: the session cache works (and is tested)
+        // once its watch on the database is connected.
+        drop(app.spawn_session_listener());
+        wait_for(|| app.sessions.active()).await;
         let public_url = "http://muster.test".to_owned();
         // Tests run their webhook receivers on loopback.
         let app = app
@@ -698,5 +696,5 @@ async fn wait_for(ready: impl Fn() -> bool) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    panic!("the session cache's listener did not connect within ten seconds");
+    panic!("the session cache's watch did not connect within ten seconds");
 }

@@ -389,8 +389,8 @@ pub(crate) async fn muster_store_org(app: &App, slug: &str) -> anyhow::Result<(S
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let app = open(&s).await?;
     let sealer = app.spawn_sealer();
-    // On PostgreSQL, other instances' changes to sessions, users and roles
-    // are heard here; until then (and on SQLite) no session is cached.
+    // Other processes' changes to sessions, users and roles are heard here;
+    // until the watch is connected no session is cached.
     let session_listener = app.spawn_session_listener();
     // Dated transitions are due to the minute; one instance runs them at a
     // time (a shared lease), so every instance may start the loop.
@@ -480,9 +480,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     sealer.abort();
-    if let Some(l) = session_listener {
-        l.abort();
-    }
+    session_listener.abort();
     scheduler.abort();
     mailer.abort();
     webhooks.abort();

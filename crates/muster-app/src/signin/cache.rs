@@ -8,11 +8,12 @@
 //!   so a revocation, role change or deactivation made here counts from the
 //!   very next request, as it did without the cache;
 //! - **in other processes** (instances, CLI runs, hand-written SQL), the
-//!   changes that matter announce themselves through PostgreSQL triggers
-//!   (migration 0019), heard by `spawn_session_listener`, which moves `heard`;
-//! - **when the announcements could be missed** (SQLite, which cannot
-//!   announce; a listener not yet connected or disconnected) nothing is
-//!   cached at all;
+//!   changes are heard by `spawn_session_listener`, which moves `heard`: on
+//!   PostgreSQL the changes that matter announce themselves through triggers
+//!   (migration 0019); on SQLite any other connection's commit is seen
+//!   within `muster_store::notify::SQLITE_POLL`;
+//! - **when changes could be missed** (the watch not yet connected, or
+//!   disconnected) nothing is cached at all;
 //! - and whatever happens, no copy outlives `TTL`: a change whose
 //!   announcement was lost in a network failure still counts within a second.
 //!
@@ -64,7 +65,7 @@ impl<K, V> Default for Copies<K, V> {
 pub struct SessionCache {
     /// Moved by every announcement, and when the listener (re)connects.
     heard: AtomicU64,
-    /// True while the listener is connected: only then would another
+    /// True while the watch is connected: only then would another
     /// process's change be heard.
     listening: AtomicBool,
     hits: AtomicU64,
@@ -134,7 +135,7 @@ impl SessionCache {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Whether copies are being kept (the listener is connected).
+    /// Whether copies are being kept (the watch is connected).
     pub fn active(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
     }
@@ -163,35 +164,31 @@ impl SessionCache {
 }
 
 impl crate::App {
-    /// Listens for other processes' changes on PostgreSQL and lets the
-    /// session cache work while it hears them; does nothing on SQLite.
-    /// Reconnects after a lost connection, caching nothing meanwhile.
-    pub fn spawn_session_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
-        if self.db.backend() != muster_store::Backend::Postgres {
-            return None;
-        }
+    /// Watches for other processes' changes (`muster_store::notify`) and
+    /// lets the session cache work while it does. Reconnects after a lost
+    /// connection, caching nothing meanwhile.
+    pub fn spawn_session_listener(&self) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let cache = &app.sessions;
             loop {
                 match muster_store::notify::AuthChanges::connect(&app.db).await {
-                    Ok(Some(mut changes)) => {
+                    Ok(mut changes) => {
                         cache.resume();
                         while changes.next().await == muster_store::notify::Heard::Change {
                             cache.hear();
                         }
                         cache.suspend();
                         tracing::warn!(
-                            "the session cache lost its PostgreSQL listener; reconnecting"
+                            "the session cache lost its watch on the database; reconnecting"
                         );
                     }
-                    Ok(None) => return,
                     Err(e) => {
-                        tracing::warn!(error = %e, "the session cache cannot listen on PostgreSQL");
+                        tracing::warn!(error = %e, "the session cache cannot watch the database");
                     }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-        }))
+        })
     }
 }

@@ -14,6 +14,7 @@ use muster_store::sessions::SessionRow;
 use muster_store::users::UserRow;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -325,7 +326,7 @@ pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Resul
         })
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let row = (*row).clone();
+    let row = Arc::try_unwrap(row).unwrap_or_else(|shared| (*shared).clone());
     let now = app.now_ms();
     let policies = app.policies.get(&row.org_id, &row.org_settings);
     let live = live(
@@ -457,7 +458,7 @@ pub async fn me(app: &App, token: &str, ctx: Context) -> Result<crate::users::Us
         })
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let row = (*row).clone();
+    let row = Arc::try_unwrap(row).unwrap_or_else(|shared| (*shared).clone());
     let now = app.now_ms();
     let policies = app.policies.get(&row.user.org_id, &row.org_settings);
     let ok = live(

@@ -23,8 +23,14 @@ impl Drop for Server {
     }
 }
 
+/// The `muster` binary the tools run: this build's, or `MUSTER_BENCH_BIN`
+/// (another commit's build, to compare two commits side by side in one run).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_muster")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("MUSTER_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_muster").to_owned())
+    })
 }
 
 /// Runs `muster <args>` on the database and returns its `--json` output.

@@ -233,7 +233,10 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
         .find_map(|l| l.strip_prefix("muster_session_cache_hits_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
-    assert!(hits >= SESSION_ROUNDS as f64, "B answered {hits} requests from its cache");
+    assert!(
+        hits >= SESSION_ROUNDS as f64,
+        "B answered {hits} requests from its cache"
+    );
     heard_ms.sort_by(f64::total_cmp);
     let pct = |p: f64| heard_ms[((heard_ms.len() as f64 - 1.0) * p).round() as usize];
     eprintln!(
