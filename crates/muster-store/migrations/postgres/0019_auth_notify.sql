@@ -23,7 +23,12 @@ END $$;
 -- assignment, which may reach anyone): announced when the user has an open
 -- session. A user's deletion removes the sessions first (the foreign key's
 -- cascade), and that removal is announced by the sessions trigger.
-CREATE FUNCTION muster_auth_announce_for_user() RETURNS trigger LANGUAGE plpgsql AS $$
+-- `plan_cache_mode = auto` for these functions: the server's connections
+-- force custom plans (see `db.rs`), and planning the session lookup afresh on
+-- every user creation cost 8 % of SCIM creations (BENCHMARKS.md); a
+-- primary-key-prefix probe cannot get a bad generic plan.
+CREATE FUNCTION muster_auth_announce_for_user() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = 'auto' AS $$
 DECLARE
     uid TEXT;
 BEGIN
@@ -38,7 +43,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION muster_auth_announce_user() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION muster_auth_announce_user() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = 'auto' AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM sessions WHERE user_id = NEW.id AND revoked_at IS NULL) THEN
         PERFORM pg_notify('muster_auth', '');
