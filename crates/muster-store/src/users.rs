@@ -140,7 +140,10 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
         q = bind_event!(q, u.event);
     }
     let mut conn = write.acquire().await?;
-    match q.execute(&mut *conn).await {
+    let r = q.execute(&mut *conn).await;
+    // A commit like `Tx::commit`'s, counted for the session cache the same way.
+    crate::note_write();
+    match r {
         Ok(_) => Ok(()),
         Err(e) => {
             // A failed statement leaves the transaction open on this pooled

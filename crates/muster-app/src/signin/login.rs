@@ -312,10 +312,11 @@ pub fn is_session_token(token: &str) -> bool {
 }
 
 /// Authenticates a session token. What it reads may come from the session
-/// cache, which never holds a copy older than a change made here (so a
-/// revocation, a state change or a role change counts from the next request)
-/// nor, on PostgreSQL, one older than another instance's change it has heard.
-/// Every failure is the same `Unauthenticated`.
+/// cache, which never trusts a copy older than a change made in this process
+/// (so a revocation, a state change or a role change made here counts from
+/// the next request), nor one older than another process's change it has
+/// heard of, nor one older than a second. Every failure is the same
+/// `Unauthenticated`.
 pub async fn authenticate_session(app: &App, token: &str, ctx: Context) -> Result<Caller> {
     let parsed = tokens::parse(SESSION_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.simple().to_string();
