@@ -166,23 +166,7 @@ pub async fn set_schedule(
     muster_store::users::get_for_update(&mut tx, &org.id, id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    let now = app.now_ms();
-    for (action, at) in [("activate", start), ("deactivate", end)] {
-        muster_store::schedules::cancel_pending(&mut tx, &org.id, id, action).await?;
-        if let Some(due_at) = at {
-            let row = ScheduledRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                org_id: org.id.clone(),
-                user_id: id.to_owned(),
-                action: action.to_owned(),
-                due_at,
-                created_at: now,
-                done_at: None,
-                outcome: None,
-            };
-            muster_store::schedules::insert(&mut tx, &row).await?;
-        }
-    }
+    replace_dates(&mut tx, &org.id, id, start, end, app.now_ms()).await?;
     let ev = Event::new(&org.id, "user.schedule_changed")
         .target("user", id)
         .change("start", &before.start, start.map(crate::paging::rfc3339))
@@ -190,6 +174,35 @@ pub async fn set_schedule(
     audit::record(app, &mut tx, caller, ev).await?;
     tx.commit().await?;
     schedule(app, &org.id, id).await
+}
+
+/// Replaces the user's pending start and end dates (`None` clears one); the
+/// caller holds the user's row lock and has checked the dates.
+pub(crate) async fn replace_dates(
+    tx: &mut muster_store::Tx,
+    org_id: &str,
+    id: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    for (action, at) in [("activate", start), ("deactivate", end)] {
+        muster_store::schedules::cancel_pending(tx, org_id, id, action).await?;
+        if let Some(due_at) = at {
+            let row = ScheduledRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                org_id: org_id.to_owned(),
+                user_id: id.to_owned(),
+                action: action.to_owned(),
+                due_at,
+                created_at: now,
+                done_at: None,
+                outcome: None,
+            };
+            muster_store::schedules::insert(tx, &row).await?;
+        }
+    }
+    Ok(())
 }
 
 /// What one run did.

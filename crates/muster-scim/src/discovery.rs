@@ -43,10 +43,17 @@ pub fn service_provider_config(base: &str, bulk: bool) -> Value {
     })
 }
 
+/// The User ResourceType lists the enterprise extension only. The lifecycle
+/// extension is served at `/Schemas` and accepted on `/Users`, but generic
+/// clients that fill every advertised attribute with random values (as
+/// conformance tools do) would send dates that are not dates, or in the past;
+/// `schemaExtensions` is optional (RFC 7643 §6), and an IdP maps the two
+/// attributes by their full name (docs/guide.md).
 pub fn resource_type(res: Resource, base: &str) -> Value {
     let extensions: Vec<Value> = res
         .extensions()
         .iter()
+        .filter(|(urn, _)| *urn != crate::schema::LIFECYCLE)
         .map(|(urn, _)| json!({"schema": urn, "required": false}))
         .collect();
     let mut v = json!({

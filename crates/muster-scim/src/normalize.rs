@@ -7,7 +7,7 @@
 //! extra mappings (`roles: []`, extra schema URIs) never fail a request.
 
 use crate::error::{Result, ScimError};
-use crate::schema::{Attr, Kind, Resource, split_urn};
+use crate::schema::{Attr, Kind, Mutability, Resource, split_urn};
 use serde_json::{Map, Value};
 
 /// A value for `attr`, canonical. `Null` means "no value".
@@ -63,6 +63,17 @@ fn single(attr: &Attr, v: Value) -> Result<Value> {
             Ok(Value::Object(out))
         }
         (Kind::Complex, _) => wrong("an object"),
+        // RFC 7643 §2.3.5: a dateTime is an xsd:dateTime; Muster takes the
+        // RFC 3339 profile of it, with an offset. Read-only ones (`meta`) are
+        // ignored on input, whatever their form (RFC 7643 §2.2).
+        (Kind::DateTime, v) if attr.mutability == Mutability::ReadOnly => Ok(v),
+        (Kind::DateTime, Value::String(s)) => {
+            match time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339) {
+                Ok(_) => Ok(Value::String(s)),
+                Err(_) => wrong("a date and time such as 2027-01-31T17:00:00Z"),
+            }
+        }
+        (Kind::DateTime, _) => wrong("a date and time such as 2027-01-31T17:00:00Z"),
         (_, Value::String(s)) => Ok(Value::String(s)),
         (_, Value::Number(n)) => Ok(Value::String(n.to_string())),
         (_, Value::Bool(b)) => Ok(Value::String(b.to_string())),
@@ -88,6 +99,10 @@ pub fn resource(res: Resource, body: Value) -> Result<Value> {
                 }
                 return Err(ScimError::value(format!("'{urn}' must be an object")));
             };
+            // Kept even when empty: an extension sent without attributes
+            // says "none of these", which differs from leaving it out.
+            out.entry(urn.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
             for (ik, iv) in inner {
                 if let Some(a) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(&ik)) {
                     put(&mut out, Some(urn), a, value(a, iv)?);

@@ -4,7 +4,7 @@
 
 use crate::error::{Result, ScimError};
 use crate::normalize;
-use crate::schema::{ENTERPRISE, GROUP, Resource, USER};
+use crate::schema::{ENTERPRISE, GROUP, LIFECYCLE, Resource, USER};
 use muster_core::EmailAddress;
 use muster_core::users::{MultiValue, Profile};
 use serde_json::{Map, Value, json};
@@ -28,6 +28,30 @@ pub struct UserDoc<'a> {
     pub version: i64,
     /// Direct groups `(id, name)`, when asked for.
     pub groups: Option<&'a [(String, String)]>,
+    /// Pending start and end dates (the lifecycle extension).
+    pub dates: AccessDates,
+}
+
+/// A user's pending start and end dates, in milliseconds since the epoch:
+/// Muster's lifecycle extension ([`LIFECYCLE`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccessDates {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    muster_core::clock::from_millis(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A date of the lifecycle extension; `normalize` has checked its form.
+fn date(m: &Map<String, Value>, k: &str) -> Option<i64> {
+    let s = m.get(k)?.as_str()?;
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(muster_core::clock::to_millis)
 }
 
 fn put_str(m: &mut Map<String, Value>, k: &str, v: &Option<String>) {
@@ -117,6 +141,13 @@ pub fn render_user(d: &UserDoc) -> Value {
         schemas.push(json!(ENTERPRISE));
         m.insert(ENTERPRISE.into(), Value::Object(ext));
     }
+    let mut dates = Map::new();
+    put_str(&mut dates, "startDate", &d.dates.start.map(rfc3339));
+    put_str(&mut dates, "endDate", &d.dates.end.map(rfc3339));
+    if !dates.is_empty() {
+        schemas.push(json!(LIFECYCLE));
+        m.insert(LIFECYCLE.into(), Value::Object(dates));
+    }
     m.insert(
         "meta".into(),
         json!({
@@ -140,6 +171,8 @@ pub struct UserInput {
     /// Never echoed; checked against the organization's password policy.
     pub password: Option<String>,
     pub profile: Profile,
+    /// The lifecycle extension's dates; absent means none.
+    pub dates: AccessDates,
 }
 
 fn text(doc: &Map<String, Value>, k: &str) -> Option<String> {
@@ -241,6 +274,14 @@ pub fn parse_user(doc: &Value) -> Result<UserInput> {
         },
         custom_attributes: Map::new(),
     };
+    let lifecycle = m
+        .get(LIFECYCLE)
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let dates = AccessDates {
+        start: date(lifecycle, "startDate"),
+        end: date(lifecycle, "endDate"),
+    };
     profile
         .validate()
         .map_err(|e| ScimError::value(format!("{}: {}", e.field, e.reason)))?;
@@ -250,6 +291,7 @@ pub fn parse_user(doc: &Value) -> Result<UserInput> {
         active: m.get("active").and_then(Value::as_bool),
         password: text(m, "password"),
         profile,
+        dates,
     })
 }
 
@@ -371,7 +413,46 @@ mod tests {
             last_modified: "2026-01-02T00:00:00Z",
             version: 3,
             groups: None,
+            dates: AccessDates::default(),
         }
+    }
+
+    #[test]
+    fn lifecycle_dates_render_only_when_pending_and_parse_back() {
+        let p = Profile::default();
+        let plain = render_user(&doc(&p));
+        assert!(plain.get(LIFECYCLE).is_none());
+        assert_eq!(plain["schemas"], json!([USER]));
+        let dated = render_user(&UserDoc {
+            dates: AccessDates {
+                start: None,
+                end: Some(1_800_000_000_000),
+            },
+            ..doc(&p)
+        });
+        assert_eq!(dated[LIFECYCLE], json!({"endDate": "2027-01-15T08:00:00Z"}));
+        assert_eq!(dated["schemas"], json!([USER, LIFECYCLE]));
+        // Any offset is accepted and means the same instant.
+        let sent = canonical(
+            Resource::User,
+            json!({"userName": "a@x.io", LIFECYCLE: {"EndDate": "2027-01-15T09:00:00+01:00"}}),
+        )
+        .unwrap();
+        let parsed = parse_user(&sent).unwrap();
+        assert_eq!(parsed.dates.end, Some(1_800_000_000_000));
+        assert_eq!(parsed.dates.start, None);
+        for bad in [
+            "tomorrow",
+            "2027-01-15",
+            "00000000-0000-4000-8000-000000000000",
+        ] {
+            let body = json!({"userName": "a@x.io", LIFECYCLE: {"startDate": bad}});
+            let e = canonical(Resource::User, body).unwrap_err();
+            assert_eq!(e.scim_type, Some(crate::ScimType::InvalidValue), "{bad}");
+        }
+        let flat = format!("{LIFECYCLE}:startDate");
+        let e = canonical(Resource::User, json!({"userName": "a@x.io", flat: 5})).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::ScimType::InvalidValue));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const SCHEMA_URNS: [&str; 3] = [USER, GROUP, ENTERPRISE];
+/// Muster's own User extension: the start and end dates of the scheduled
+/// lifecycle, for IdPs that map a hire or leave date to them.
+pub const LIFECYCLE: &str = "urn:muster:params:scim:schemas:extension:lifecycle:2.0:User";
+pub const SCHEMA_URNS: [&str; 4] = [USER, GROUP, ENTERPRISE, LIFECYCLE];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -228,6 +231,24 @@ pub static ENTERPRISE_ATTRS: [Attr; 6] = [
     ),
 ];
 
+const fn date(name: &'static str, description: &'static str) -> Attr {
+    Attr {
+        kind: Kind::DateTime,
+        ..text(name, description)
+    }
+}
+
+pub static LIFECYCLE_ATTRS: [Attr; 2] = [
+    date(
+        "startDate",
+        "When the user gets access (activated, unsuspended or reactivated); pending dates only",
+    ),
+    date(
+        "endDate",
+        "When the user is deactivated; pending dates only",
+    ),
+];
+
 /// RFC 7643 §8.7.1: a member is its id, its URI and its type.
 const MEMBER: [Attr; 3] = [
     Attr {
@@ -307,7 +328,10 @@ const META: [Attr; 5] = [
     },
 ];
 
-static USER_EXTENSIONS: [(&str, &[Attr]); 1] = [(ENTERPRISE, &ENTERPRISE_ATTRS)];
+static USER_EXTENSIONS: [(&str, &[Attr]); 2] = [
+    (ENTERPRISE, &ENTERPRISE_ATTRS),
+    (LIFECYCLE, &LIFECYCLE_ATTRS),
+];
 
 /// The kind of resource a request addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +493,11 @@ pub fn schema_json(id: &str, base: &str) -> Option<Value> {
         USER => ("User", "User account", &USER_ATTRS),
         GROUP => ("Group", "Group", &GROUP_ATTRS),
         ENTERPRISE => ("EnterpriseUser", "Enterprise user", &ENTERPRISE_ATTRS),
+        LIFECYCLE => (
+            "MusterLifecycle",
+            "Start and end dates of the user's access",
+            &LIFECYCLE_ATTRS,
+        ),
         _ => return None,
     };
     Some(json!({

@@ -43,6 +43,34 @@ pub async fn of_user(db: &Db, org_id: &str, user_id: &str) -> Result<Vec<Schedul
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(user_id).fetch_all(c).await)?)
 }
 
+/// The pending transitions of the organization: few, whatever its size.
+pub async fn pending_in_org(db: &Db, org_id: &str) -> Result<Vec<ScheduledRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM scheduled_transitions WHERE org_id = $1 AND done_at IS NULL"
+    ));
+    Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).fetch_all(c).await)?)
+}
+
+/// The pending transitions of these users (a SCIM page renders their dates).
+/// Keep the list short (a page): each id is a bound parameter.
+pub async fn pending_of(db: &Db, org_id: &str, user_ids: &[&str]) -> Result<Vec<ScheduledRow>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLS} FROM scheduled_transitions
+         WHERE org_id = $1 AND done_at IS NULL AND user_id IN ({})",
+        crate::db::in_list(2, user_ids.len())
+    );
+    on_db!(db, c => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org_id);
+        for id in user_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(c).await?)
+    })
+}
+
 pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<ScheduledRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM scheduled_transitions WHERE done_at IS NULL AND due_at <= $1 ORDER BY due_at, id LIMIT $2"

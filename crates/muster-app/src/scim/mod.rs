@@ -2,6 +2,7 @@
 //! JSON; every change goes through the same store writes, audit events and
 //! lifecycle transitions as the admin API, with the SCIM token as the actor.
 
+mod dates;
 pub mod groups;
 pub mod tokens;
 mod user_create;

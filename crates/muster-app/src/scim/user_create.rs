@@ -17,7 +17,7 @@ use futures::StreamExt;
 use muster_core::users::{CreationSource, ManagedBy};
 use muster_core::{Permission, UserId, UserState};
 use muster_scim::ScimError;
-use muster_scim::resources::{canonical, parse_user};
+use muster_scim::resources::{AccessDates, canonical, parse_user};
 use muster_scim::schema::Resource;
 use muster_store::users::{NewUser, UserRow};
 use serde_json::Value;
@@ -39,6 +39,9 @@ struct NewRow {
     values: String,
     /// `active` as sent: `false` deactivates right after the creation.
     active: Option<bool>,
+    /// Start and end dates as sent, checked: scheduled right after the
+    /// creation.
+    dates: AccessDates,
 }
 
 pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Result<Value> {
@@ -48,9 +51,21 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
         Creation::New(n) => insert_one(app, caller, base, &org, *n).await,
         Creation::Reprovision { id, doc } => {
             let action = Some("scim.user_reprovisioned");
-            write_user(app, caller, base, &org, &id, &pre, action, true, |_| {
-                Ok(doc.clone())
-            })
+            write_user(
+                app,
+                caller,
+                base,
+                &org,
+                &id,
+                &pre,
+                action,
+                true,
+                |current| {
+                    let mut d = doc.clone();
+                    super::dates::keep_if_absent(&current, &mut d);
+                    Ok(d)
+                },
+            )
             .await
         }
         Creation::LocalEmail { id, doc } => {
@@ -70,9 +85,21 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
                 .into());
             }
             let action = Some("scim.user_linked");
-            write_user(app, caller, base, &org, &id, &pre, action, true, |_| {
-                Ok(doc.clone())
-            })
+            write_user(
+                app,
+                caller,
+                base,
+                &org,
+                &id,
+                &pre,
+                action,
+                true,
+                |current| {
+                    let mut d = doc.clone();
+                    super::dates::keep_if_absent(&current, &mut d);
+                    Ok(d)
+                },
+            )
             .await
         }
     }
@@ -109,7 +136,11 @@ pub async fn create_many(
         for (k, c) in checked.into_iter().enumerate() {
             let i = from + k;
             match c {
-                Ok(Creation::New(n)) if n.active != Some(false) => batch.push((i, *n)),
+                Ok(Creation::New(n))
+                    if n.active != Some(false) && n.dates == AccessDates::default() =>
+                {
+                    batch.push((i, *n))
+                }
                 Ok(_) => {
                     special = Some(i);
                     break;
@@ -199,7 +230,7 @@ async fn insert_batch(
             for ((i, n), r) in ready.into_iter().zip(results) {
                 if let Some(slot) = out.get_mut(i) {
                     *slot = Some(
-                        r.map(|()| render(base, &n.row, None))
+                        r.map(|()| render(base, &n.row, None, AccessDates::default()))
                             .map_err(|e| uniqueness(conflict(e, USER_CONFLICTS))),
                     );
                 }
@@ -233,18 +264,44 @@ async fn insert_one(
 ) -> Result<Value> {
     let state = UserState::parse(&n.row.state).unwrap_or(UserState::Provisioned);
     let id = n.row.id.clone();
-    let doc = render(base, &n.row, None);
+    let doc = render(base, &n.row, None, AccessDates::default());
     insert_new_user(app, caller, org, n.row, &member(), Some(&n.values))
         .await
         .map_err(uniqueness)?;
-    if n.active == Some(false) {
-        set_active(app, caller, org, &id, state, n.active).await?;
-        let row = muster_store::users::get(&app.db, &org.id, &id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        return Ok(render(base, &row, None));
+    if n.active != Some(false) && n.dates == AccessDates::default() {
+        return Ok(doc);
     }
-    Ok(doc)
+    set_active(app, caller, org, &id, state, n.active).await?;
+    if n.dates != AccessDates::default() {
+        schedule(app, caller, org, &id, n.dates).await?;
+    }
+    let row = muster_store::users::get(&app.db, &org.id, &id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(render(base, &row, None, n.dates))
+}
+
+/// The dates a new user was created with, as their own audited change (the
+/// creation went through the group commit, which writes users only).
+async fn schedule(
+    app: &App,
+    caller: &Caller,
+    org: &OrgRef,
+    id: &str,
+    dates: AccessDates,
+) -> Result<()> {
+    let mut tx = app.db.begin().await?;
+    muster_store::users::get_for_update(&mut tx, &org.id, id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    crate::scheduler::replace_dates(&mut tx, &org.id, id, dates.start, dates.end, app.now_ms())
+        .await?;
+    let ev = Event::new(&org.id, "user.schedule_changed")
+        .target("user", id)
+        .change("start", (), dates.start.map(crate::paging::rfc3339))
+        .change("end", (), dates.end.map(crate::paging::rfc3339));
+    audit::record(app, &mut tx, caller, ev).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Checks a document and finds what it asks for. Only reads.
@@ -279,6 +336,8 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
             doc,
         });
     }
+    let dates =
+        super::dates::settle(app, &org.id, None, AccessDates::default(), input.dates).await?;
     let hash = hash_password(app, &org.id, None, &input).await?;
     let now = app.now_ms();
     let state = if hash.is_some() {
@@ -313,5 +372,6 @@ async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
         row,
         values: idp_values(&doc),
         active,
+        dates,
     })))
 }

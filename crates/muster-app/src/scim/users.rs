@@ -16,7 +16,7 @@ use muster_core::users::{ManagedBy, Profile};
 use muster_core::{LifecycleEvent, Permission, UserState};
 use muster_scim::filter::{CompValue, CompareOp, Filter};
 use muster_scim::project::Projection;
-use muster_scim::resources::{UserDoc, UserInput, canonical, parse_user, render_user};
+use muster_scim::resources::{AccessDates, UserDoc, UserInput, canonical, parse_user, render_user};
 use muster_scim::schema::Resource;
 use muster_scim::{ScimError, patch};
 use muster_store::users::{Lookup, UserRow};
@@ -42,7 +42,12 @@ fn active(state: &str) -> bool {
     )
 }
 
-pub(crate) fn render(base: &str, row: &UserRow, groups: Option<&[(String, String)]>) -> Value {
+pub(crate) fn render(
+    base: &str,
+    row: &UserRow,
+    groups: Option<&[(String, String)]>,
+    dates: AccessDates,
+) -> Value {
     let profile: Profile = serde_json::from_str(&row.profile).unwrap_or_default();
     render_user(&UserDoc {
         base,
@@ -55,6 +60,7 @@ pub(crate) fn render(base: &str, row: &UserRow, groups: Option<&[(String, String
         last_modified: &rfc3339(row.updated_at),
         version: row.version,
         groups,
+        dates,
     })
 }
 
@@ -64,7 +70,8 @@ async fn render_full(app: &App, base: &str, row: &UserRow, p: &Projection) -> Re
     } else {
         None
     };
-    Ok(render(base, row, groups.as_deref()))
+    let dates = super::dates::pending_one(app, &row.org_id, &row.id).await?;
+    Ok(render(base, row, groups.as_deref(), dates))
 }
 
 pub async fn get(
@@ -110,15 +117,19 @@ pub async fn list(app: &App, caller: &Caller, base: &str, params: &ListParams) -
     let org = scim_org(app, caller, Permission::UsersRead).await?;
     let plan = Plan::new(Resource::User, params)?;
     let want_groups = plan.projection.wants(Resource::User, "groups");
+    let org_id = org.id.as_str();
     let load = |rows: Vec<UserRow>| async move {
         let mut docs = Vec::with_capacity(rows.len());
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut dates = super::dates::pending(app, org_id, &ids).await?;
         for r in &rows {
             let groups = if want_groups {
                 Some(muster_store::groups::of_user(&app.db, &r.id).await?)
             } else {
                 None
             };
-            docs.push(render(base, r, groups.as_deref()));
+            let d = dates.remove(&r.id).unwrap_or_default();
+            docs.push(render(base, r, groups.as_deref(), d));
         }
         Ok::<_, AppError>(docs)
     };
@@ -201,7 +212,15 @@ pub(super) async fn hash_password(
 pub(super) fn idp_values(doc: &Value) -> String {
     let mut d = doc.clone();
     if let Some(o) = d.as_object_mut() {
-        for k in ["id", "meta", "schemas", "password", "groups"] {
+        // The dates are schedule, not profile: drift does not cover them.
+        for k in [
+            "id",
+            "meta",
+            "schemas",
+            "password",
+            "groups",
+            muster_scim::schema::LIFECYCLE,
+        ] {
             o.remove(k);
         }
     }
@@ -313,16 +332,18 @@ pub(super) async fn write(
             visible(app, &org.id, id).await?
         };
         pre.check(row.version)?;
-        let before = render(base, &row, None);
+        let current = super::dates::pending_one(app, &org.id, id).await?;
+        let before = render(base, &row, None, current);
         let next = edit(before.clone())?;
         let input = parse_user(&next)?;
+        let dates = super::dates::settle(app, &org.id, Some(id), current, input.dates).await?;
         check_manager(app, &org.id, Some(id), &input).await?;
         let hash = hash_password(app, &org.id, Some(id), &input).await?;
         let wants_active = input.active;
         let mut new_row = row.clone();
         apply_input(&mut new_row, input, hash, true);
         new_row.updated_at = app.now_ms();
-        let after = render(base, &new_row, None);
+        let after = render(base, &new_row, None, dates);
         let mut ev = Event::new(&org.id, action.unwrap_or("user.updated")).target("user", id);
         for (k, b) in before.as_object().into_iter().flatten() {
             if matches!(k.as_str(), "meta" | "active") {
@@ -352,6 +373,11 @@ pub(super) async fn write(
                 continue; // someone else wrote first: re-read and re-apply
             }
             muster_store::scim::set_idp_values(&mut tx, &org.id, id, &idp_values(&next)).await?;
+            if dates != current {
+                let now = app.now_ms();
+                crate::scheduler::replace_dates(&mut tx, &org.id, id, dates.start, dates.end, now)
+                    .await?;
+            }
             if revive {
                 muster_store::scim::set_hidden(&mut tx, &org.id, id, false).await?;
             }
@@ -362,7 +388,8 @@ pub(super) async fn write(
         let row = muster_store::users::get(&app.db, &org.id, id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        return Ok(render(base, &row, None));
+        let dates = super::dates::pending_one(app, &org.id, id).await?;
+        return Ok(render(base, &row, None, dates));
     }
     Err(AppError::Conflict {
         field: "version",
@@ -389,6 +416,7 @@ pub async fn replace(
         {
             o.insert("active".into(), a.clone());
         }
+        super::dates::keep_if_absent(&current, &mut d);
         Ok(d)
     })
     .await
@@ -507,8 +535,13 @@ pub async fn drift(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Resu
         return Ok(vec![]);
     };
     let idp: Value = serde_json::from_str(&stored).unwrap_or(Value::Null);
-    let local: Value =
-        serde_json::from_str(&idp_values(&render(".", &row, None))).unwrap_or(Value::Null);
+    let local: Value = serde_json::from_str(&idp_values(&render(
+        ".",
+        &row,
+        None,
+        AccessDates::default(),
+    )))
+    .unwrap_or(Value::Null);
     let mut written = Vec::new();
     flatten("", &idp, &mut written);
     Ok(written

@@ -37,6 +37,7 @@ mod scheduler;
 mod schema;
 mod scim;
 mod scim_bulk;
+mod scim_dates;
 mod scim_idp;
 mod scim_lifecycle;
 mod scim_paging;
