@@ -42,7 +42,7 @@ pub mod workspaces;
 
 pub use caller::{Caller, Principal};
 pub use error::AppError;
-pub use muster_store::{Backend, Db, DbOptions};
+pub use muster_store::{Backend, Db, DbOptions, statistics};
 
 use muster_core::Clock;
 use std::sync::Arc;

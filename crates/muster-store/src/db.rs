@@ -89,13 +89,12 @@ impl Db {
                 .await?;
             Ok(Self::Sqlite { read, write })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            // Custom plans only: a generic plan cached while a table was
-            // small (a new deployment, statistics not yet gathered) was seen
-            // to keep scanning it as it grew, halving creations within a
-            // minute (BENCHMARKS.md). Planning these short queries is cheap.
+            // PostgreSQL's default plan_cache_mode (auto): a generic plan
+            // once a statement has run five times. Such a plan is only as
+            // good as the statistics it was made with, which the server
+            // keeps fresh itself (`statistics::analyze_stale`).
             let o = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
-                .options([("plan_cache_mode", "force_custom_plan")]);
+                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(30))

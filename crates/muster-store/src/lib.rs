@@ -31,6 +31,7 @@ pub mod schedules;
 pub mod scim;
 pub mod scratch;
 pub mod sessions;
+pub mod statistics;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

@@ -427,6 +427,21 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             }
         })
     };
+    // PostgreSQL plans with statistics that autovacuum may never refresh
+    // (it can be off); stale ones leave bad generic plans cached.
+    let statistics = {
+        let db = app.db.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                match muster_app::statistics::analyze_stale(&db).await {
+                    Ok(t) if !t.is_empty() => tracing::debug!(tables = ?t, "analyzed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "refreshing planner statistics failed"),
+                }
+            }
+        })
+    };
     let metrics = muster_web::metrics_handle();
     // Histograms buffer raw samples until upkeep folds them into buckets.
     let upkeep = {
@@ -485,6 +500,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     mailer.abort();
     webhooks.abort();
     upkeep.abort();
+    statistics.abort();
     app.seal_all().await?;
     app.db.close().await;
     tracing::info!("stopped");

@@ -45,6 +45,7 @@ mod scoped_roles;
 mod session_cache;
 mod signin;
 mod signin_account;
+mod statistics;
 mod webhooks;
 mod workspaces;
 
