@@ -303,6 +303,8 @@ pub(crate) fn store_query(q: AuditQuery, limit: i64) -> Result<muster_store::aud
         action: q.action,
         after: crate::paging::parse_cursor(q.cursor)?,
         limit,
+        actor_kind: None,
+        newest_first: false,
     })
 }
 
@@ -323,6 +325,40 @@ pub async fn list(
         |r| r.event.id.clone(),
         |r| Ok(EventView::new(r, &erased)),
     )
+}
+
+/// The same events newest first, optionally only those of one kind of
+/// actor (the console's audit log, and a SCIM page's provisioning activity).
+pub async fn newest(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    q: AuditQuery,
+    actor_kind: Option<&str>,
+) -> Result<crate::paging::Page<EventView>> {
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
+    let limit = crate::paging::page_limit(q.limit)?;
+    let mut sq = store_query(q, limit + 1)?;
+    sq.newest_first = true;
+    sq.actor_kind = actor_kind.map(str::to_owned);
+    let mut rows = muster_store::audit::list(&app.db, &org.id, &sq).await?;
+    let erased = reveal(app, &mut rows).await?;
+    crate::paging::paginate(
+        rows,
+        limit,
+        |r| r.event.id.clone(),
+        |r| Ok(EventView::new(r, &erased)),
+    )
+}
+
+/// One event of the organization by id (the console's event page).
+pub async fn get(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<EventView> {
+    let org =
+        crate::caller::org_with(app, caller, org_slug, muster_core::Permission::AuditRead).await?;
+    view(app, &org.id, id)
+        .await?
+        .ok_or(crate::AppError::NotFound("audit event"))
 }
 
 /// One event of the organization as the API shows it.

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod caller;
+pub mod dashboard;
 pub mod devices;
 pub mod dns;
 pub mod domains;
@@ -34,6 +35,7 @@ pub mod scheduler;
 pub mod scim;
 pub mod sealing;
 pub mod secrets;
+pub mod sessions;
 pub mod signin;
 pub mod tokens;
 pub mod users;

@@ -87,6 +87,10 @@ pub struct EventQuery {
     pub until: Option<i64>,
     pub after: Option<String>,
     pub limit: i64,
+    /// Only events of this kind of actor (`scim_token`, `user`…).
+    pub actor_kind: Option<String>,
+    /// Newest first, `after` then meaning "older than" (the console's view).
+    pub newest_first: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -115,12 +119,15 @@ pub async fn list(db: &Db, org_id: &str, q: &EventQuery) -> Result<Vec<ListedEve
            AND ($5 IS NULL OR e.action LIKE $5 ESCAPE '\\')
            AND ($6 IS NULL OR e.occurred_at >= $6)
            AND ($7 IS NULL OR e.occurred_at < $7)
-           AND ($8 IS NULL OR e.id > $8)
-         ORDER BY e.id LIMIT $9"
+           AND ($8 IS NULL OR e.id {after} $8)
+           AND ($10 IS NULL OR e.actor_kind = $10)
+         ORDER BY e.id {order} LIMIT $9",
+        after = if q.newest_first { "<" } else { ">" },
+        order = if q.newest_first { "DESC" } else { "ASC" },
     ));
     let rows: Vec<ListedRow> = on_db!(db, c => sqlx::query_as(sql)
         .bind(org_id).bind(&q.actor_id).bind(&q.target_id).bind(action_exact).bind(action_prefix)
-        .bind(q.since).bind(q.until).bind(&q.after).bind(q.limit)
+        .bind(q.since).bind(q.until).bind(&q.after).bind(q.limit).bind(&q.actor_kind)
         .fetch_all(c).await)?;
     Ok(rows
         .into_iter()

@@ -9,6 +9,7 @@ mod macros;
 pub mod access;
 pub mod audit;
 mod creations;
+pub mod dashboard;
 mod db;
 pub mod devices;
 pub mod domains;

@@ -164,7 +164,10 @@ async fn risk_refusal(
     a: &Attempt,
 ) -> Result<AppError> {
     let me = crate::signin::self_caller(org, &user.id, &user.email, ctx.clone());
-    let ev = Event::new(&org.id, "auth.login_failed")
+    // Its own action, not `auth.login_failed`: the dashboard and webhook
+    // subscribers tell a refusal by policy from a wrong password without
+    // reading `changes` (which may be sealed, see `erasure`).
+    let ev = Event::new(&org.id, "auth.risk_denied")
         .target("user", &user.id)
         .detail("reason", format!("risk {}", a.assessment.level.as_str()))
         .detail("risk", &a.assessment)

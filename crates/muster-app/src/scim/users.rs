@@ -527,6 +527,17 @@ fn lookup_path(doc: &Value, path: &str) -> Value {
 /// `GET /api/v1/orgs/{org}/users/{id}/drift`: the local values the IdP will
 /// overwrite at its next write.
 pub async fn drift(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<Vec<Drift>> {
+    Ok(managed(app, caller, org_slug, id)
+        .await?
+        .into_iter()
+        .filter(|d| d.local_value != d.idp_value)
+        .collect())
+}
+
+/// Every attribute the organization's IdP manages on the user (each one it
+/// last wrote over SCIM, `active` aside), with its value and the local one:
+/// where they differ, the next SCIM write overwrites the local value.
+pub async fn managed(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Result<Vec<Drift>> {
     let org = org_with(app, caller, org_slug, Permission::UsersRead).await?;
     let row = muster_store::users::get(&app.db, &org.id, id)
         .await?
@@ -547,13 +558,10 @@ pub async fn drift(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Resu
     Ok(written
         .into_iter()
         .filter(|(path, _)| path != "active")
-        .filter_map(|(attribute, idp_value)| {
-            let local_value = lookup_path(&local, &attribute);
-            (local_value != idp_value).then_some(Drift {
-                attribute,
-                idp_value,
-                local_value,
-            })
+        .map(|(attribute, idp_value)| Drift {
+            local_value: lookup_path(&local, &attribute),
+            attribute,
+            idp_value,
         })
         .collect())
 }

@@ -59,7 +59,7 @@ pub struct SessionView {
     pub current: bool,
 }
 
-fn view(s: SessionRow, current: Option<&str>) -> SessionView {
+pub(crate) fn view(s: SessionRow, current: Option<&str>) -> SessionView {
     SessionView {
         current: current == Some(s.id.as_str()),
         created_at: rfc3339(s.created_at),

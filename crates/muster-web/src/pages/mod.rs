@@ -5,6 +5,7 @@
 //! `csrf`), every page is sent with a strict Content-Security-Policy.
 
 mod account;
+mod admin;
 mod federated;
 mod invitation;
 mod mfa;
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/step-up/email", post(mfa::step_up_email))
         .route("/account/devices/{id}/rename", post(mfa::rename_device))
         .route("/account/devices/{id}/forget", post(mfa::forget_device))
+        .merge(admin::router())
         .layer(axum::middleware::from_fn(page_headers))
         .route("/assets/muster.css", get(css))
         .route("/assets/passkeys.js", get(passkeys_js))

@@ -11,6 +11,8 @@
 
 mod access;
 mod access_policy;
+mod admin_console;
+mod admin_refusals;
 mod audit;
 mod authz;
 mod bad_input;

@@ -259,7 +259,7 @@ async fn risk_levels_follow_the_policy(mut t: TestApp) {
     let (s, b, _) = sign_in(&t, "8.8.8.8", Some(&laptop)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["type"], "urn:muster:problem:sign-in-denied");
-    let failed = audit(&t, &owner, "auth.login_failed").await;
+    let failed = audit(&t, &owner, "auth.risk_denied").await;
     let risk = failed[0]["changes"]["risk"].clone();
     assert_eq!(risk["level"], "high", "{failed:?}");
     assert!(
