@@ -353,7 +353,92 @@ async fn scim_token_and_ip_rule_from_the_console_in_a_browser(t: TestApp) {
     b.quit().await;
 }
 
+async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
+    let Some(driver) = Driver::start(module_path!()).await else {
+        return;
+    };
+    t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    let ann_s = session_of(&t, "acme", "ann@acme.example").await;
+    let (_, uri) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let base = t.listen().await;
+    let b = driver.browser().await;
+    owner_signs_in(&t, &b, (&base, "acme", "/admin/roles"), &uri).await;
+    // A custom role from the picker, which says what each permission allows.
+    b.wait_for("id=\"permission-picker\"").await;
+    assert!(
+        b.text("#permission-picker")
+            .await
+            .contains("Suspend, deactivate, reactivate")
+    );
+    b.fill("#key", "helpdesk").await;
+    b.fill("#name", "Help desk").await;
+    b.click("#perm-users\\.read").await;
+    b.click("#perm-users\\.lifecycle").await;
+    b.click("#create-role").await;
+    b.wait_for("The role Help desk is created").await;
+    let roles = b.text("#roles").await;
+    assert!(
+        roles.contains("Help desk") && roles.contains("See users"),
+        "{roles}"
+    );
+    b.screenshot(&shot("admin-roles")).await;
+
+    // A group that gives it; Ann joins and gets the console on her next request.
+    b.click("nav a[href='/admin/groups']").await;
+    b.wait_for("id=\"create-group\"").await;
+    b.fill("#name", "Support").await;
+    b.click("#create-group").await;
+    b.wait_for("The group is created").await;
+    b.click("#group-role option[value='helpdesk']").await;
+    b.click("#add-group-role").await;
+    b.wait_for("The role is given to every member").await;
+    let (s, _) = page(&t, "/admin", Some(&ann_s)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "not a member yet");
+    b.fill("#member-email", "ann@acme.example").await;
+    b.click("#add-user").await;
+    b.wait_for("Added: the group").await;
+    assert!(b.text("#members").await.contains("ann@acme.example"));
+    b.screenshot(&shot("admin-group")).await;
+    let (s, html) = page(&t, "/admin/users", Some(&ann_s)).await;
+    assert_eq!(s, StatusCode::OK, "the group's role applies at once");
+    assert!(
+        !html.contains("href=\"/admin/scim\""),
+        "and only what it allows"
+    );
+    // An address that is nobody here: said so, nothing added.
+    b.fill("#member-email", "nobody@acme.example").await;
+    b.click("#add-user").await;
+    b.wait_for("id=\"form-error\"").await;
+    assert!(b.text("#form-error").await.contains("nobody@acme.example"));
+    // Her page shows the role as reached through the group, read-only.
+    let ann = t
+        .scalar_text("SELECT id FROM users WHERE email = 'ann@acme.example'")
+        .await;
+    b.goto(&format!("{base}/admin/users/{ann}")).await;
+    b.wait_for("id=\"roles\"").await;
+    assert!(
+        b.text("#roles")
+            .await
+            .contains("inherited from group Support")
+    );
+    b.goto(&format!("{base}/admin/groups")).await;
+    b.click("#groups a").await;
+    b.wait_for("id=\"members\"").await;
+    b.click("#members button").await;
+    b.wait_for("Removed: the group").await;
+    let (s, _) = page(&t, "/admin", Some(&ann_s)).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "out of the group, out of the console"
+    );
+    b.quit().await;
+}
+
 both!(
     owner_invites_promotes_and_deactivates_in_a_browser,
     scim_token_and_ip_rule_from_the_console_in_a_browser,
+    roles_and_groups_from_the_console_in_a_browser,
 );

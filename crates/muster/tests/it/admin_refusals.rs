@@ -429,7 +429,153 @@ async fn console_exports_users_as_csv_without_secrets(t: TestApp) {
     );
 }
 
+async fn roles_and_groups_refuse_what_the_caller_may_not_do(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let (_, g) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Ops"})),
+        )
+        .await;
+    let group = g["id"].as_str().unwrap().to_owned();
+    let (_, g2) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Other"})),
+        )
+        .await;
+    let (_, a) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&owner),
+            Some(json!({"role": "auditor", "group_id": g2["id"]})),
+        )
+        .await;
+    let other_assignment = a["id"].as_str().unwrap().to_owned();
+    let before = t.fingerprint().await;
+
+    // The auditor reads roles and groups, disabled, and cannot change them.
+    let (s, html) = page(&t, "/admin/roles", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        !html.contains("id=\"create-role\""),
+        "no form without roles.write"
+    );
+    let (s, html) = page(&t, &format!("/admin/groups/{group}"), Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!html.contains("id=\"add-user\"") && !html.contains("id=\"delete-group\""));
+    for (path, body) in [
+        (
+            "/admin/roles".to_owned(),
+            "key=x1&name=X&permissions=users.read".to_owned(),
+        ),
+        ("/admin/groups".to_owned(), "name=Sneaky".to_owned()),
+        (
+            format!("/admin/groups/{group}/add-user"),
+            "email=ann%40acme.example".to_owned(),
+        ),
+        (format!("/admin/groups/{group}/delete"), String::new()),
+        (
+            format!("/admin/groups/{group}/add-role"),
+            "role=owner".to_owned(),
+        ),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            &path,
+            Some(&cookie(&auditor_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {html}");
+    }
+    // Another organization sees none of it.
+    let (s, _) = page(&t, &format!("/admin/groups/{group}"), Some(&bravo_s)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/groups/{group}/delete"),
+        Some(&cookie(&bravo_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Another group's role assignment through this group's page: not found.
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/groups/{group}/remove-role"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&assignment={other_assignment}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Bad input re-renders with the message and what was typed.
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/roles",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&key=Bad+Key&name=Typed+name&permissions=users.read"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("lower-case letters"), "{html}");
+    assert!(html.contains("value=\"Typed name\""));
+    assert!(
+        html.contains("value=\"users.read\" id=\"perm-users.read\" checked"),
+        "the picks are kept"
+    );
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/roles",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&key=ok&name=Ok&permissions=root.everything"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Unknown permission"), "{html}");
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/groups",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&name=Ops"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("already exists"), "{html}");
+    // A built-in role cannot be changed.
+    let owner_role = t
+        .scalar_text(
+            "SELECT r.id FROM roles r JOIN orgs o ON o.id = r.org_id WHERE o.slug = 'acme' AND r.role_key = 'owner'",
+        )
+        .await;
+    let (s, html) = page(&t, &format!("/admin/roles/{owner_role}"), Some(&owner_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("A built-in role") && !html.contains("id=\"save-role\""));
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/roles/{owner_role}/delete"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert!(s.is_client_error(), "{s}");
+    assert_eq!(t.fingerprint().await, before, "nothing changed");
+}
+
 both!(
     console_refuses_what_the_caller_may_not_do,
     console_exports_users_as_csv_without_secrets,
+    roles_and_groups_refuse_what_the_caller_may_not_do,
 );

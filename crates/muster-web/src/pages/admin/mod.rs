@@ -18,8 +18,10 @@ macro_rules! console {
 
 mod audit;
 mod dashboard;
+mod groups;
 mod invitations;
 mod policies;
+mod roles;
 mod scim;
 mod step_up;
 mod user_actions;
@@ -59,6 +61,12 @@ pub(super) fn router() -> Router<AppState> {
             get(invitations::page).post(invitations::invite),
         )
         .route("/admin/invitations/{id}/{action}", post(invitations::act))
+        .route("/admin/groups", get(groups::list).post(groups::create))
+        .route("/admin/groups/{id}", get(groups::group))
+        .route("/admin/groups/{id}/{action}", post(groups::change))
+        .route("/admin/roles", get(roles::list).post(roles::create))
+        .route("/admin/roles/{id}", get(roles::role))
+        .route("/admin/roles/{id}/{action}", post(roles::change))
         .route("/admin/policies", get(policies::page))
         .route("/admin/policies/access", post(policies::save))
         .route("/admin/step-up", get(step_up::page).post(step_up::prove))
@@ -119,7 +127,7 @@ pub(crate) struct Console {
 }
 
 /// The sections of the console and the permission that shows each one.
-const SECTIONS: [(&str, &str, Option<Permission>); 6] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 8] = [
     ("/admin", "Dashboard", None),
     ("/admin/users", "Users", Some(Permission::UsersRead)),
     (
@@ -127,6 +135,8 @@ const SECTIONS: [(&str, &str, Option<Permission>); 6] = [
         "Invitations",
         Some(Permission::UsersRead),
     ),
+    ("/admin/groups", "Groups", Some(Permission::UsersRead)),
+    ("/admin/roles", "Roles", Some(Permission::UsersRead)),
     (
         "/admin/policies",
         "Access policy",
