@@ -11,8 +11,11 @@ use crate::pages::{CSRF, shot, wait_for_url};
 use crate::signin::PW;
 use crate::{TestApp, both, json};
 use axum::http::StatusCode;
+use muster_core::clock::Clock;
 use muster_testkit::browser::Driver;
+use muster_testkit::muster_app::webhooks::delivery::deliver_due;
 use muster_testkit::smtp::SmtpSink;
+use muster_testkit::webhooks::{Receiver, verifies};
 
 /// Signs `email` of `org` in over the JSON API: the session token.
 pub(crate) async fn session_of(t: &TestApp, org: &str, email: &str) -> String {
@@ -437,8 +440,64 @@ async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
     b.quit().await;
 }
 
+async fn webhooks_from_the_console_in_a_browser(t: TestApp) {
+    let Some(driver) = Driver::start(module_path!()).await else {
+        return;
+    };
+    t.org_with_owner("acme").await;
+    let (_, uri) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let mut rx = Receiver::start().await;
+    let base = t.listen().await;
+    let b = driver.browser().await;
+    owner_signs_in(&t, &b, (&base, "acme", "/admin/webhooks"), &uri).await;
+    b.wait_for("id=\"create-endpoint\"").await;
+    b.fill("#url", &rx.url()).await;
+    b.click("input[value='user.*']").await;
+    b.click("#create-endpoint").await;
+    b.wait_for("id=\"webhook-secret\"").await;
+    let secret = b.text("#webhook-secret").await.trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    t.user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    let r = deliver_due(&t.app).await.unwrap().expect("the lease");
+    assert_eq!(r.delivered, 1, "{r:?}");
+    let got = rx.messages();
+    assert!(
+        verifies(&got[0], &secret, t.clock.now().unix_timestamp()),
+        "signed with the secret shown"
+    );
+    // The receiver goes down: the next message fails, and is redelivered by hand.
+    rx.stop();
+    t.user_with_token("acme", "bob@acme.example", &["member"])
+        .await;
+    deliver_due(&t.app).await.unwrap().expect("the lease");
+    rx.restart().await;
+    b.goto(&format!("{base}/admin/webhooks")).await;
+    b.click("#endpoints a").await;
+    b.wait_for("id=\"deliveries\"").await;
+    let rows = b.text("#deliveries tbody").await;
+    assert!(
+        rows.contains("delivered") && rows.contains("pending"),
+        "{rows}"
+    );
+    b.click("#deliveries tbody tr:first-child button").await;
+    b.wait_for("Sent again: delivered").await;
+    assert_eq!(
+        rx.messages().len(),
+        2,
+        "Bob's message arrived on redelivery"
+    );
+    assert!(
+        !b.source().await.contains(&secret),
+        "the secret is shown once"
+    );
+    b.screenshot(&shot("admin-webhooks")).await;
+    b.quit().await;
+}
+
 both!(
     owner_invites_promotes_and_deactivates_in_a_browser,
     scim_token_and_ip_rule_from_the_console_in_a_browser,
     roles_and_groups_from_the_console_in_a_browser,
+    webhooks_from_the_console_in_a_browser,
 );

@@ -574,8 +574,83 @@ async fn roles_and_groups_refuse_what_the_caller_may_not_do(t: TestApp) {
     assert_eq!(t.fingerprint().await, before, "nothing changed");
 }
 
+async fn webhooks_refuse_what_the_caller_may_not_do(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let (_, e) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/webhooks",
+            Some(&owner),
+            Some(json!({"url": "https://hooks.acme.example/x", "event_types": ["user.*"]})),
+        )
+        .await;
+    let hook = e["id"].as_str().unwrap().to_owned();
+    let before = t.fingerprint().await;
+    let (_, html) = page(&t, "/admin", Some(&auditor_s)).await;
+    assert!(
+        !html.contains("href=\"/admin/webhooks\""),
+        "hidden without webhooks.manage"
+    );
+    let (s, _) = page(&t, "/admin/webhooks", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/delete"),
+        Some(&cookie(&auditor_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = page(&t, &format!("/admin/webhooks/{hook}"), Some(&bravo_s)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/rotate"),
+        Some(&cookie(&bravo_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for (body, says) in [
+        ("url=not+a+url&types=user.*", "id=\"form-error\""),
+        (
+            "url=https%3A%2F%2Fhooks.acme.example%2F&more=nope.thing",
+            "nope.thing",
+        ),
+        ("url=https%3A%2F%2Fhooks.acme.example%2F", "event types"),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            "/admin/webhooks",
+            Some(&cookie(&owner_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {html}");
+        assert!(html.contains(says), "{body}: {html}");
+        assert!(!html.contains("id=\"webhook-secret\""));
+    }
+    let (s, _, html) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/redeliver"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&webhook_id=no-such-message"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{html}");
+    assert_eq!(t.fingerprint().await, before, "nothing changed");
+}
+
 both!(
     console_refuses_what_the_caller_may_not_do,
     console_exports_users_as_csv_without_secrets,
     roles_and_groups_refuse_what_the_caller_may_not_do,
+    webhooks_refuse_what_the_caller_may_not_do,
 );

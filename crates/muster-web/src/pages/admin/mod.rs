@@ -28,6 +28,7 @@ mod user_actions;
 mod user_page;
 mod user_roles;
 mod users;
+mod webhooks;
 
 use super::{Csrf, csrf_refused, page_safety, render, see_other};
 use crate::AppState;
@@ -71,6 +72,12 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/policies/access", post(policies::save))
         .route("/admin/step-up", get(step_up::page).post(step_up::prove))
         .route("/admin/step-up/email", post(step_up::email))
+        .route(
+            "/admin/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route("/admin/webhooks/{id}", get(webhooks::endpoint))
+        .route("/admin/webhooks/{id}/{action}", post(webhooks::change))
         .route("/admin/audit", get(audit::list))
         .route("/admin/audit/{id}", get(audit::event))
         .route("/admin/scim", get(scim::page))
@@ -127,7 +134,7 @@ pub(crate) struct Console {
 }
 
 /// The sections of the console and the permission that shows each one.
-const SECTIONS: [(&str, &str, Option<Permission>); 8] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
     ("/admin", "Dashboard", None),
     ("/admin/users", "Users", Some(Permission::UsersRead)),
     (
@@ -143,6 +150,11 @@ const SECTIONS: [(&str, &str, Option<Permission>); 8] = [
         Some(Permission::UsersRead),
     ),
     ("/admin/scim", "SCIM", Some(Permission::ScimManage)),
+    (
+        "/admin/webhooks",
+        "Webhooks",
+        Some(Permission::WebhooksManage),
+    ),
     ("/admin/audit", "Audit log", Some(Permission::AuditRead)),
 ];
 
