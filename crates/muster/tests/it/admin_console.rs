@@ -328,11 +328,14 @@ async fn scim_token_and_ip_rule_from_the_console_in_a_browser(t: TestApp) {
     // An IP rule: sign-ins from that network are refused from now on.
     assert_eq!(login_from(&t, "198.51.100.7").await, StatusCode::OK);
     b.click("nav a[href='/admin/policies']").await;
+    b.wait_for("id=\"inheritance\"").await;
+    b.screenshot(&shot("admin-policies")).await;
+    b.click("#edit-access").await;
     b.wait_for("id=\"networks_deny\"").await;
     b.fill("#networks_deny", "198.51.100.0/24").await;
     b.click("#save-access").await;
     b.wait_for("The access policy is saved").await;
-    b.screenshot(&shot("admin-policies")).await;
+    b.screenshot(&shot("admin-access-policy")).await;
     assert_eq!(login_from(&t, "198.51.100.7").await, StatusCode::FORBIDDEN);
     assert_eq!(login_from(&t, "203.0.113.9").await, StatusCode::OK);
     // A rule that would shut the admin out is not saved without confirming.

@@ -213,7 +213,7 @@ async fn console_refuses_what_the_caller_may_not_do(t: TestApp) {
 
     // The access policy: the viewer reads it disabled and cannot save it;
     // bad rules re-render with the message and save nothing.
-    let (s, html) = page(&t, "/admin/policies", Some(&viewer_s)).await;
+    let (s, html) = page(&t, "/admin/policies/access", Some(&viewer_s)).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("<fieldset disabled>") && !html.contains("id=\"save-access\""));
     let save = "/admin/policies/access";
@@ -648,9 +648,164 @@ async fn webhooks_refuse_what_the_caller_may_not_do(t: TestApp) {
     assert_eq!(t.fingerprint().await, before, "nothing changed");
 }
 
+async fn policies_show_inheritance_and_refuse_bad_values(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    // A unit that sets its own session policy, and one below it that does not.
+    let (s, eu) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/org-units",
+            Some(&owner),
+            Some(json!({"name": "Europe"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{eu}");
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/org-units",
+            Some(&owner),
+            Some(json!({"name": "Paris", "parent_id": eu["id"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = t
+        .call(
+            "PUT",
+            &format!(
+                "/api/v1/orgs/acme/org-units/{}/policies/session",
+                eu["id"].as_str().unwrap()
+            ),
+            Some(&owner),
+            Some(json!({"idle_minutes": 30, "absolute_hours": 8})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, html) = page(&t, "/admin/policies", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    let row = |name: &str| -> String {
+        let at = html
+            .find(&format!("{name}</td>"))
+            .unwrap_or_else(|| panic!("{name}: {html}"));
+        html[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    // Columns: password, mfa, session, access, risk.
+    let europe_row = row("Europe");
+    let europe: Vec<&str> = europe_row.split("<td>").skip(1).collect();
+    assert!(europe[2].contains("sets its own"), "{europe:?}");
+    assert!(
+        europe[0].contains("inherits") && europe[4].contains("inherits"),
+        "{europe:?}"
+    );
+    assert!(row("Paris").contains("inherits") && !row("Paris").contains("sets its own"));
+    assert!(
+        html.contains("<fieldset class=\"plain\" disabled>"),
+        "read-only for the auditor"
+    );
+
+    let before = t.fingerprint().await;
+    let (s, _, _) = post_form(
+        &t,
+        "/admin/policies/session",
+        Some(&cookie(&auditor_s)),
+        &format!("csrf={CSRF}&idle_minutes=30&absolute_hours=8"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (name, body, says) in [
+        (
+            "session",
+            "idle_minutes=1&absolute_hours=8",
+            "between 5 and 43200",
+        ),
+        (
+            "session",
+            "idle_minutes=ten&absolute_hours=8",
+            "idle_minutes",
+        ),
+        ("password", "rule=anything&min_length=12", "rule"),
+        (
+            "risk",
+            "enabled=yes&low=sometimes&medium=l2&high=deny",
+            "low",
+        ),
+        (
+            "mfa",
+            "mode=optional&step_up_minutes=0&methods=totp",
+            "step_up_minutes",
+        ),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            &format!("/admin/policies/{name}"),
+            Some(&cookie(&owner_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {html}");
+        assert!(
+            html.contains(&format!("The {name} policy was not saved")) && html.contains(says),
+            "{body}: {html}"
+        );
+    }
+    let (_, p) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/session-policy",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(p["idle_minutes"], 120, "unchanged: {p}");
+    // A good one is saved through the same use case as the API.
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/policies/session",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&idle_minutes=45&absolute_hours=10"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let (_, p) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/session-policy",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (p["idle_minutes"].as_i64(), p["absolute_hours"].as_i64()),
+        (Some(45), Some(10))
+    );
+    let (s, _, _) = post_form(
+        &t,
+        "/admin/policies/risk",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&enabled=yes&low=l1&medium=l3&high=deny"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, r) = t
+        .call("GET", "/api/v1/orgs/acme/risk-policy", Some(&owner), None)
+        .await;
+    assert_eq!(
+        (r["medium"].as_str(), r["new_device_email"].as_bool()),
+        (Some("l3"), Some(false)),
+        "{r}"
+    );
+    assert_ne!(t.fingerprint().await, before, "the saves are audited");
+}
+
 both!(
     console_refuses_what_the_caller_may_not_do,
     console_exports_users_as_csv_without_secrets,
     roles_and_groups_refuse_what_the_caller_may_not_do,
     webhooks_refuse_what_the_caller_may_not_do,
+    policies_show_inheritance_and_refuse_bad_values,
 );

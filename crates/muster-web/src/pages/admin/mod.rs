@@ -21,6 +21,7 @@ mod dashboard;
 mod groups;
 mod invitations;
 mod policies;
+mod policy_hub;
 mod roles;
 mod scim;
 mod step_up;
@@ -68,8 +69,12 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/roles", get(roles::list).post(roles::create))
         .route("/admin/roles/{id}", get(roles::role))
         .route("/admin/roles/{id}/{action}", post(roles::change))
-        .route("/admin/policies", get(policies::page))
-        .route("/admin/policies/access", post(policies::save))
+        .route("/admin/policies", get(policy_hub::page))
+        .route(
+            "/admin/policies/access",
+            get(policies::page).post(policies::save),
+        )
+        .route("/admin/policies/{name}", post(policy_hub::save))
         .route("/admin/step-up", get(step_up::page).post(step_up::prove))
         .route("/admin/step-up/email", post(step_up::email))
         .route(
@@ -144,11 +149,7 @@ const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
     ),
     ("/admin/groups", "Groups", Some(Permission::UsersRead)),
     ("/admin/roles", "Roles", Some(Permission::UsersRead)),
-    (
-        "/admin/policies",
-        "Access policy",
-        Some(Permission::UsersRead),
-    ),
+    ("/admin/policies", "Policies", Some(Permission::UsersRead)),
     ("/admin/scim", "SCIM", Some(Permission::ScimManage)),
     (
         "/admin/webhooks",
