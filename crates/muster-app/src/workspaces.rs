@@ -414,6 +414,15 @@ async fn access_of(app: &App, org_id: &str, ws: WorkspaceRow, user_id: &str) -> 
     Ok(access_in(ws, held, &st, user_id))
 }
 
+/// A workspace's id from its id or code (`users.read` there or
+/// organization-wide), for filtering the user list by it.
+pub async fn resolve(app: &App, caller: &Caller, slug: &str, id_or_code: &str) -> Result<String> {
+    let org = crate::caller::org(app, caller, slug).await?;
+    let ws = find(app, &org.id, id_or_code).await?;
+    require_in_workspace(caller, &org.id, &ws.id, Permission::UsersRead)?;
+    Ok(ws.id)
+}
+
 /// A user's access in a workspace (`users.read` there or organization-wide).
 pub async fn access(
     app: &App,

@@ -257,6 +257,12 @@ pub struct ListParams {
     pub limit: Option<i64>,
     /// Only users in this organizational unit's subtree.
     pub org_unit: Option<String>,
+    /// Only users created this way (`signup`, `scim`, `invitation`…).
+    pub source: Option<String>,
+    /// Only users with (`true`) or without (`false`) a second factor.
+    pub mfa_enrolled: Option<bool>,
+    /// Only users holding a role in this workspace (id or code).
+    pub workspace: Option<String>,
 }
 
 pub async fn list(
@@ -285,8 +291,23 @@ pub async fn list(
             "search terms are at most 256 characters",
         ));
     }
+    if let Some(src) = &p.source
+        && muster_core::users::CreationSource::parse(src).is_none()
+    {
+        return Err(AppError::invalid(
+            "source",
+            format!("unknown source '{src}'"),
+        ));
+    }
+    let workspace = match &p.workspace {
+        Some(w) => Some(crate::workspaces::resolve(app, caller, org_slug, w).await?),
+        None => None,
+    };
     let limit = page_limit(p.limit)?;
     let q = ListQuery {
+        source: p.source,
+        mfa_enrolled: p.mfa_enrolled,
+        workspace,
         search: p.search.filter(|s| !s.is_empty()),
         state: p.state,
         after: parse_cursor(p.cursor)?,

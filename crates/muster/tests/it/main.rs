@@ -13,6 +13,7 @@ mod access;
 mod access_policy;
 mod admin_console;
 mod admin_refusals;
+mod admin_sections;
 mod audit;
 mod authz;
 mod bad_input;

@@ -26,6 +26,14 @@ pub struct ListQuery {
     limit: Option<i64>,
     /// Only users in this organizational unit and the units below it.
     org_unit: Option<String>,
+    /// Only users created this way: `signup`, `google`, `invitation`, `scim`,
+    /// `admin`, `import`, `sso`, `guest`.
+    source: Option<String>,
+    /// Only users with (`true`) or without (`false`) a second factor.
+    mfa_enrolled: Option<bool>,
+    /// Only users holding a role in this workspace (id or code), themselves
+    /// or through a group.
+    workspace: Option<String>,
 }
 
 #[utoipa::path(get, path = "/orgs/{org}/users", tag = "users", params(("org" = String, Path), ListQuery),
@@ -42,6 +50,9 @@ pub async fn list(
         cursor: q.cursor,
         limit: q.limit,
         org_unit: q.org_unit,
+        source: q.source,
+        mfa_enrolled: q.mfa_enrolled,
+        workspace: q.workspace,
     };
     Ok(Json(muster_app::users::list(&s.app, &c, &org, p).await?))
 }

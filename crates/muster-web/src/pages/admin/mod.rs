@@ -25,6 +25,7 @@ mod policy_hub;
 mod roles;
 mod scim;
 mod step_up;
+mod structure;
 mod user_actions;
 mod user_page;
 mod user_roles;
@@ -66,6 +67,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/groups", get(groups::list).post(groups::create))
         .route("/admin/groups/{id}", get(groups::group))
         .route("/admin/groups/{id}/{action}", post(groups::change))
+        .route("/admin/structure", get(structure::page))
+        .route("/admin/structure/{action}", post(structure::change))
+        .route("/admin/workspaces/{id}", get(structure::workspace))
         .route("/admin/roles", get(roles::list).post(roles::create))
         .route("/admin/roles/{id}", get(roles::role))
         .route("/admin/roles/{id}/{action}", post(roles::change))
@@ -139,7 +143,7 @@ pub(crate) struct Console {
 }
 
 /// The sections of the console and the permission that shows each one.
-const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
+const SECTIONS: [(&str, &str, Option<Permission>); 10] = [
     ("/admin", "Dashboard", None),
     ("/admin/users", "Users", Some(Permission::UsersRead)),
     (
@@ -149,6 +153,11 @@ const SECTIONS: [(&str, &str, Option<Permission>); 9] = [
     ),
     ("/admin/groups", "Groups", Some(Permission::UsersRead)),
     ("/admin/roles", "Roles", Some(Permission::UsersRead)),
+    (
+        "/admin/structure",
+        "Units and workspaces",
+        Some(Permission::UsersRead),
+    ),
     ("/admin/policies", "Policies", Some(Permission::UsersRead)),
     ("/admin/scim", "SCIM", Some(Permission::ScimManage)),
     (

@@ -23,6 +23,15 @@ struct ListPage<'a> {
     q: String,
     state: String,
     states: [UserState; 7],
+    source: String,
+    sources: [&'static str; 8],
+    mfa: String,
+    org_unit: String,
+    /// `(id, name)` of the units below the root and the workspaces but the
+    /// default one, for their filters.
+    units: Vec<(String, String)>,
+    workspace: String,
+    workspaces: Vec<(String, String)>,
     /// The query string of the next page, when there is one.
     next: Option<String>,
     /// The current filters as a query string (for the export link).
@@ -43,6 +52,13 @@ fn params(q: &Fields) -> ListParams {
         cursor: nonempty("cursor"),
         limit: Some(50),
         org_unit: nonempty("org_unit"),
+        source: nonempty("source"),
+        mfa_enrolled: match q.get("mfa").map(String::as_str) {
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            _ => None,
+        },
+        workspace: nonempty("workspace"),
     }
 }
 
@@ -64,17 +80,44 @@ pub async fn list(
 ) -> Response {
     let c = console!(s, headers, ctx, "/admin/users");
     let p = params(&q);
+    let mfa = q.get("mfa").filter(|v| *v == "yes" || *v == "no").cloned();
     let filters = query_string(&[
         ("q", p.search.as_deref()),
         ("state", p.state.as_deref()),
         ("org_unit", p.org_unit.as_deref()),
+        ("source", p.source.as_deref()),
+        ("mfa", mfa.as_deref()),
+        ("workspace", p.workspace.as_deref()),
     ]);
+    // The choices of the filters; a role that cannot list units or
+    // workspaces just does not get those filters.
+    let units = muster_app::org_units::list(&s.app, &c.caller, &c.slug)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u.parent_id.is_some())
+        .map(|u| (u.id, u.name))
+        .collect();
+    let workspaces = muster_app::workspaces::list(&s.app, &c.caller, &c.slug)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| !w.is_default)
+        .map(|w| (w.id, w.name))
+        .collect();
     let mut page = ListPage {
         chrome: c.chrome(),
         users: Vec::new(),
         q: p.search.clone().unwrap_or_default(),
         state: p.state.clone().unwrap_or_default(),
         states: UserState::ALL,
+        source: p.source.clone().unwrap_or_default(),
+        sources: muster_core::users::CreationSource::ALL.map(|x| x.as_str()),
+        mfa: mfa.unwrap_or_default(),
+        org_unit: p.org_unit.clone().unwrap_or_default(),
+        units,
+        workspace: p.workspace.clone().unwrap_or_default(),
+        workspaces,
         next: None,
         filters: filters.clone(),
         notice: (q.get("done").map(String::as_str) == Some("deleted"))

@@ -1,5 +1,8 @@
 //! Users. Every query names the organization: a user id alone never reaches a row.
 
+mod list;
+pub use list::{ListQuery, list};
+
 use crate::roles::AssignmentRow;
 use crate::{Db, Result, Tx};
 use muster_core::audit::StoredEvent;
@@ -289,74 +292,6 @@ pub async fn delete(tx: &mut Tx, org_id: &str, id: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
         .bind(org_id).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    /// Case-insensitive substring of email, user name or a name part.
-    pub search: Option<String>,
-    pub state: Option<String>,
-    /// Return users with an id greater than this (cursor pagination).
-    pub after: Option<String>,
-    pub limit: i64,
-    /// Leave out users the IdP deleted (SCIM reads).
-    pub scim_visible: bool,
-    /// Only users in this OU's subtree (its path).
-    pub subtree: Option<String>,
-    /// Only users in one of these subtrees (paths): where the caller's
-    /// OU-scoped roles reach. `None` is everywhere.
-    pub within: Option<Vec<String>>,
-}
-
-pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> {
-    let pattern = q.search.as_deref().map(like_pattern);
-    let visible = if q.scim_visible {
-        SCIM_VISIBLE
-    } else {
-        "1 = 1"
-    };
-    // OU conditions: in the subtree asked for, and in one of the subtrees
-    // the caller's roles reach (both path prefixes).
-    let mut prefixes = Vec::new();
-    let mut ou_cond = String::new();
-    let in_unit = |first: usize, n: usize| -> String {
-        let any: Vec<String> = (first..first + n)
-            .map(|i| format!("substr(ou.path, 1, length(${i})) = ${i}"))
-            .collect();
-        format!(
-            " AND EXISTS (SELECT 1 FROM org_units ou WHERE ou.id = COALESCE(users.ou_id, users.org_id) AND ({}))",
-            any.join(" OR ")
-        )
-    };
-    if let Some(p) = &q.subtree {
-        ou_cond.push_str(&in_unit(6, 1));
-        prefixes.push(p.clone());
-    }
-    if let Some(w) = &q.within {
-        ou_cond.push_str(&in_unit(6 + prefixes.len(), w.len().max(1)));
-        prefixes.extend(w.iter().cloned());
-        if w.is_empty() {
-            prefixes.push("//".into()); // no path starts so: reaches nothing
-        }
-    }
-    let sql = format!(
-        "SELECT {COLS} FROM users
-         WHERE org_id = $1 AND {visible}
-           AND ($2 IS NULL OR state = $2)
-           AND ($3 IS NULL OR id > $3)
-           AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
-                OR lower(display_name) LIKE $4 ESCAPE '\\' OR lower(given_name) LIKE $4 ESCAPE '\\'
-                OR lower(family_name) LIKE $4 ESCAPE '\\'){ou_cond}
-         ORDER BY id LIMIT $5"
-    );
-    on_db!(db, c => {
-        let mut qy = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(org_id).bind(&q.state).bind(&q.after).bind(&pattern).bind(q.limit);
-        for p in &prefixes {
-            qy = qy.bind(p);
-        }
-        Ok(qy.fetch_all(c).await?)
-    })
 }
 
 /// `%term%`, lower-cased, with LIKE's own wildcards escaped.

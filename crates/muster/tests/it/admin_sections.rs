@@ -1,0 +1,536 @@
+//! Issue 8's admin console, request by request, for the sections beyond
+//! users: roles and groups, webhooks, policies (what each caller is
+//! refused, bad input re-rendered with nothing changed), and the user
+//! list's filters.
+
+use crate::admin_console::{page, stepped_up};
+use crate::pages::{CSRF, post_form};
+use crate::{TestApp, both, json};
+use axum::http::StatusCode;
+
+async fn roles_and_groups_refuse_what_the_caller_may_not_do(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let (_, g) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Ops"})),
+        )
+        .await;
+    let group = g["id"].as_str().unwrap().to_owned();
+    let (_, g2) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Other"})),
+        )
+        .await;
+    let (_, a) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&owner),
+            Some(json!({"role": "auditor", "group_id": g2["id"]})),
+        )
+        .await;
+    let other_assignment = a["id"].as_str().unwrap().to_owned();
+    let before = t.fingerprint().await;
+
+    // The auditor reads roles and groups, disabled, and cannot change them.
+    let (s, html) = page(&t, "/admin/roles", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        !html.contains("id=\"create-role\""),
+        "no form without roles.write"
+    );
+    let (s, html) = page(&t, &format!("/admin/groups/{group}"), Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!html.contains("id=\"add-user\"") && !html.contains("id=\"delete-group\""));
+    for (path, body) in [
+        (
+            "/admin/roles".to_owned(),
+            "key=x1&name=X&permissions=users.read".to_owned(),
+        ),
+        ("/admin/groups".to_owned(), "name=Sneaky".to_owned()),
+        (
+            format!("/admin/groups/{group}/add-user"),
+            "email=ann%40acme.example".to_owned(),
+        ),
+        (format!("/admin/groups/{group}/delete"), String::new()),
+        (
+            format!("/admin/groups/{group}/add-role"),
+            "role=owner".to_owned(),
+        ),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            &path,
+            Some(&cookie(&auditor_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {html}");
+    }
+    // Another organization sees none of it.
+    let (s, _) = page(&t, &format!("/admin/groups/{group}"), Some(&bravo_s)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/groups/{group}/delete"),
+        Some(&cookie(&bravo_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Another group's role assignment through this group's page: not found.
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/groups/{group}/remove-role"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&assignment={other_assignment}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Bad input re-renders with the message and what was typed.
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/roles",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&key=Bad+Key&name=Typed+name&permissions=users.read"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("lower-case letters"), "{html}");
+    assert!(html.contains("value=\"Typed name\""));
+    assert!(
+        html.contains("value=\"users.read\" id=\"perm-users.read\" checked"),
+        "the picks are kept"
+    );
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/roles",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&key=ok&name=Ok&permissions=root.everything"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Unknown permission"), "{html}");
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/groups",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&name=Ops"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(html.contains("already exists"), "{html}");
+    // A built-in role cannot be changed.
+    let owner_role = t
+        .scalar_text(
+            "SELECT r.id FROM roles r JOIN orgs o ON o.id = r.org_id WHERE o.slug = 'acme' AND r.role_key = 'owner'",
+        )
+        .await;
+    let (s, html) = page(&t, &format!("/admin/roles/{owner_role}"), Some(&owner_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("A built-in role") && !html.contains("id=\"save-role\""));
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/roles/{owner_role}/delete"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert!(s.is_client_error(), "{s}");
+    assert_eq!(t.fingerprint().await, before, "nothing changed");
+}
+
+async fn webhooks_refuse_what_the_caller_may_not_do(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let (_, e) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/webhooks",
+            Some(&owner),
+            Some(json!({"url": "https://hooks.acme.example/x", "event_types": ["user.*"]})),
+        )
+        .await;
+    let hook = e["id"].as_str().unwrap().to_owned();
+    let before = t.fingerprint().await;
+    let (_, html) = page(&t, "/admin", Some(&auditor_s)).await;
+    assert!(
+        !html.contains("href=\"/admin/webhooks\""),
+        "hidden without webhooks.manage"
+    );
+    let (s, _) = page(&t, "/admin/webhooks", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/delete"),
+        Some(&cookie(&auditor_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = page(&t, &format!("/admin/webhooks/{hook}"), Some(&bravo_s)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/rotate"),
+        Some(&cookie(&bravo_s)),
+        &format!("csrf={CSRF}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for (body, says) in [
+        ("url=not+a+url&types=user.*", "id=\"form-error\""),
+        (
+            "url=https%3A%2F%2Fhooks.acme.example%2F&more=nope.thing",
+            "nope.thing",
+        ),
+        ("url=https%3A%2F%2Fhooks.acme.example%2F", "event types"),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            "/admin/webhooks",
+            Some(&cookie(&owner_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {html}");
+        assert!(html.contains(says), "{body}: {html}");
+        assert!(!html.contains("id=\"webhook-secret\""));
+    }
+    let (s, _, html) = post_form(
+        &t,
+        &format!("/admin/webhooks/{hook}/redeliver"),
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&webhook_id=no-such-message"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{html}");
+    assert_eq!(t.fingerprint().await, before, "nothing changed");
+}
+
+async fn policies_show_inheritance_and_refuse_bad_values(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    // A unit that sets its own session policy, and one below it that does not.
+    let (s, eu) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/org-units",
+            Some(&owner),
+            Some(json!({"name": "Europe"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{eu}");
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/org-units",
+            Some(&owner),
+            Some(json!({"name": "Paris", "parent_id": eu["id"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = t
+        .call(
+            "PUT",
+            &format!(
+                "/api/v1/orgs/acme/org-units/{}/policies/session",
+                eu["id"].as_str().unwrap()
+            ),
+            Some(&owner),
+            Some(json!({"idle_minutes": 30, "absolute_hours": 8})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, html) = page(&t, "/admin/policies", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    let row = |name: &str| -> String {
+        let at = html
+            .find(&format!("{name}</td>"))
+            .unwrap_or_else(|| panic!("{name}: {html}"));
+        html[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    // Columns: password, mfa, session, access, risk.
+    let europe_row = row("Europe");
+    let europe: Vec<&str> = europe_row.split("<td>").skip(1).collect();
+    assert!(europe[2].contains("sets its own"), "{europe:?}");
+    assert!(
+        europe[0].contains("inherits") && europe[4].contains("inherits"),
+        "{europe:?}"
+    );
+    assert!(row("Paris").contains("inherits") && !row("Paris").contains("sets its own"));
+    assert!(
+        html.contains("<fieldset class=\"plain\" disabled>"),
+        "read-only for the auditor"
+    );
+
+    let before = t.fingerprint().await;
+    let (s, _, _) = post_form(
+        &t,
+        "/admin/policies/session",
+        Some(&cookie(&auditor_s)),
+        &format!("csrf={CSRF}&idle_minutes=30&absolute_hours=8"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (name, body, says) in [
+        (
+            "session",
+            "idle_minutes=1&absolute_hours=8",
+            "between 5 and 43200",
+        ),
+        (
+            "session",
+            "idle_minutes=ten&absolute_hours=8",
+            "idle_minutes",
+        ),
+        ("password", "rule=anything&min_length=12", "rule"),
+        (
+            "risk",
+            "enabled=yes&low=sometimes&medium=l2&high=deny",
+            "low",
+        ),
+        (
+            "mfa",
+            "mode=optional&step_up_minutes=0&methods=totp",
+            "step_up_minutes",
+        ),
+    ] {
+        let (s, _, html) = post_form(
+            &t,
+            &format!("/admin/policies/{name}"),
+            Some(&cookie(&owner_s)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {html}");
+        assert!(
+            html.contains(&format!("The {name} policy was not saved")) && html.contains(says),
+            "{body}: {html}"
+        );
+    }
+    let (_, p) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/session-policy",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(p["idle_minutes"], 120, "unchanged: {p}");
+    // A good one is saved through the same use case as the API.
+    let (s, _, html) = post_form(
+        &t,
+        "/admin/policies/session",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&idle_minutes=45&absolute_hours=10"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let (_, p) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/session-policy",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (p["idle_minutes"].as_i64(), p["absolute_hours"].as_i64()),
+        (Some(45), Some(10))
+    );
+    let (s, _, _) = post_form(
+        &t,
+        "/admin/policies/risk",
+        Some(&cookie(&owner_s)),
+        &format!("csrf={CSRF}&enabled=yes&low=l1&medium=l3&high=deny"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, r) = t
+        .call("GET", "/api/v1/orgs/acme/risk-policy", Some(&owner), None)
+        .await;
+    assert_eq!(
+        (r["medium"].as_str(), r["new_device_email"].as_bool()),
+        (Some("l3"), Some(false)),
+        "{r}"
+    );
+    assert_ne!(t.fingerprint().await, before, "the saves are audited");
+}
+
+async fn the_user_list_filters_by_source_mfa_unit_and_workspace(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    let api = async |method: &str, path: &str, body: serde_json::Value| {
+        let (s, v) = t
+            .call(
+                method,
+                &format!("/api/v1/orgs/acme{path}"),
+                Some(&owner),
+                Some(body),
+            )
+            .await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    };
+    let id = |v: &serde_json::Value| v["id"].as_str().unwrap().to_owned();
+    let (ann, _) = t
+        .user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    let (bob, _) = t
+        .user_with_token("acme", "bob@acme.example", &["member"])
+        .await;
+    let (cyd, _) = t
+        .user_with_token("acme", "cyd@acme.example", &["member"])
+        .await;
+    let (dee, _) = t
+        .user_with_token("acme", "dee@acme.example", &["member"])
+        .await;
+    // Sam comes from the IdP; Bob sets up an authenticator app.
+    let tok = api("POST", "/scim-tokens", json!({"name": "IdP"})).await;
+    let (s, sam) = t
+        .call(
+            "POST",
+            "/scim/v2/Users",
+            tok["secret"].as_str(),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "sam@acme.example"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{sam}");
+    let bob_s = crate::admin_console::session_of(&t, "acme", "bob@acme.example").await;
+    crate::mfa::enrol_totp(&t, &bob_s).await;
+    // Cyd is in the Europe unit; Dee holds a role in Apollo through a
+    // group nested in the group that has it.
+    let eu = id(&api("POST", "/org-units", json!({"name": "Europe"})).await);
+    api(
+        "PUT",
+        &format!("/users/{cyd}/org-unit"),
+        json!({"org_unit_id": eu}),
+    )
+    .await;
+    let ws = id(&api("POST", "/workspaces", json!({"name": "Apollo"})).await);
+    let outer = id(&api("POST", "/groups", json!({"name": "Outer"})).await);
+    let inner = id(&api("POST", "/groups", json!({"name": "Inner"})).await);
+    api(
+        "PUT",
+        &format!("/groups/{outer}/members/groups/{inner}"),
+        json!({}),
+    )
+    .await;
+    api(
+        "PUT",
+        &format!("/groups/{inner}/members/users/{dee}"),
+        json!({}),
+    )
+    .await;
+    api(
+        "POST",
+        "/role-assignments",
+        json!({"role": "member", "group_id": outer, "scope": {"type": "workspace", "id": ws}}),
+    )
+    .await;
+
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let emails = async |query: &str| -> Vec<String> {
+        let (s, html) = page(&t, &format!("/admin/users?{query}"), Some(&owner_s)).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {html}");
+        let table = html
+            .split("<tbody>")
+            .nth(1)
+            .unwrap()
+            .split("</tbody>")
+            .next()
+            .unwrap();
+        let mut found: Vec<String> = ["owner", "ann", "bob", "cyd", "dee", "sam"]
+            .iter()
+            .filter(|n| table.contains(&format!("{n}@acme.example")))
+            .map(|n| (*n).to_owned())
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(emails("source=scim").await, ["sam"]);
+    assert_eq!(
+        emails("mfa=yes").await,
+        ["bob", "owner"],
+        "the owner stepped up with one too"
+    );
+    assert_eq!(emails("mfa=no").await, ["ann", "cyd", "dee", "sam"]);
+    assert_eq!(emails(&format!("org_unit={eu}")).await, ["cyd"]);
+    assert_eq!(
+        emails(&format!("workspace={ws}")).await,
+        ["dee"],
+        "through the nested group"
+    );
+    assert_eq!(
+        emails(&format!("mfa=no&workspace={ws}&source=admin")).await,
+        ["dee"]
+    );
+    let (s, html) = page(&t, "/admin/users?source=carrier-pigeon", Some(&owner_s)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Unknown source"), "{html}");
+    // The export takes the same filters.
+    let cookie = format!("muster_csrf={CSRF}; muster_session={owner_s}");
+    let (_, _, csv) = t
+        .call_with(
+            "GET",
+            "/admin/users.csv?source=scim",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.contains("sam@acme.example") && !csv.contains(&ann),
+        "{csv}"
+    );
+    // The REST API has the same filters.
+    let (_, b) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/users?mfa_enrolled=true&source=admin",
+            Some(&owner),
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&bob.as_str()) && !ids.contains(&ann.as_str()),
+        "{b}"
+    );
+}
+
+both!(
+    roles_and_groups_refuse_what_the_caller_may_not_do,
+    webhooks_refuse_what_the_caller_may_not_do,
+    policies_show_inheritance_and_refuse_bad_values,
+    the_user_list_filters_by_source_mfa_unit_and_workspace,
+);
