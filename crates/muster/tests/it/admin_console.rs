@@ -440,6 +440,13 @@ async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
         StatusCode::FORBIDDEN,
         "out of the group, out of the console"
     );
+    // The structure page, for the pictures.
+    b.click("nav a[href='/admin/structure']").await;
+    b.wait_for("id=\"add-unit\"").await;
+    b.fill("#unit-name", "Europe").await;
+    b.click("#add-unit").await;
+    b.wait_for("The unit Europe is added.").await;
+    b.screenshot(&shot("admin-structure")).await;
     b.quit().await;
 }
 

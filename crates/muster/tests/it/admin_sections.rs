@@ -528,9 +528,135 @@ async fn the_user_list_filters_by_source_mfa_unit_and_workspace(t: TestApp) {
     );
 }
 
+async fn units_and_workspaces_from_the_console(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
+    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
+    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
+    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let post = async |session: &str, action: &str, body: String| {
+        post_form(
+            &t,
+            &format!("/admin/structure/{action}"),
+            Some(&cookie(session)),
+            &format!("csrf={CSRF}&{body}"),
+        )
+        .await
+    };
+    let unit_id = async |name: &str| {
+        t.scalar_text(&format!("SELECT id FROM org_units WHERE name = '{name}'"))
+            .await
+    };
+    let root = t
+        .scalar_text("SELECT u.id FROM org_units u JOIN orgs o ON o.id = u.org_id WHERE o.slug = 'acme' AND u.parent_id IS NULL")
+        .await;
+    let (s, _, html) = post(&owner_s, "unit", format!("name=Europe&parent_id={root}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("The unit Europe is added."));
+    let europe = unit_id("Europe").await;
+    let (s, _, html) = post(&owner_s, "unit", format!("name=Paris&parent_id={europe}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("class=\"depth-2\">└ Paris"),
+        "Paris under Europe: {html}"
+    );
+    let paris = unit_id("Paris").await;
+    // Moving Europe under Paris would close a loop: refused, nothing moved.
+    let (s, _, html) = post(
+        &owner_s,
+        "move-unit",
+        format!("id={europe}&parent_id={paris}"),
+    )
+    .await;
+    assert!(s.is_client_error(), "{s}: {html}");
+    assert!(html.contains("id=\"form-error\""));
+    let (s, _, html) = post(
+        &owner_s,
+        "move-unit",
+        format!("id={paris}&parent_id={root}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("class=\"depth-1\">└ Paris"), "{html}");
+    // A unit with a user in it is not deleted.
+    let (ann, _) = t
+        .user_with_token("acme", "cyd@acme.example", &["member"])
+        .await;
+    let (s, _) = t
+        .call(
+            "PUT",
+            &format!("/api/v1/orgs/acme/users/{ann}/org-unit"),
+            Some(&owner),
+            Some(json!({"org_unit_id": paris})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, html) = post(&owner_s, "delete-unit", format!("id={paris}")).await;
+    assert!(s.is_client_error(), "{s}: {html}");
+    assert_eq!(
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM org_units WHERE id = '{paris}'"
+        ))
+        .await,
+        1
+    );
+    // Others: the auditor reads, cannot change; another tenant cannot reach.
+    let (s, html) = page(&t, "/admin/structure", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Europe") && !html.contains("id=\"add-unit\""),
+        "{html}"
+    );
+    let (s, _, _) = post(&auditor_s, "delete-unit", format!("id={europe}")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = post(&bravo_s, "delete-unit", format!("id={europe}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post(&owner_s, "delete-unit", format!("id={europe}")).await;
+    assert_eq!(s, StatusCode::OK, "an empty unit goes");
+    assert_eq!(
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM org_units WHERE id = '{europe}'"
+        ))
+        .await,
+        0
+    );
+    // Workspaces: added (Muster picks the code), listed with their members.
+    let (s, _, html) = post(&owner_s, "workspace", "name=Apollo".into()).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("The workspace Apollo is added."));
+    let (s, _, _) = post(&owner_s, "workspace", "name=".into()).await;
+    assert!(s.is_client_error(), "a name is needed");
+    let ws = t
+        .scalar_text("SELECT id FROM workspaces WHERE name = 'Apollo'")
+        .await;
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&owner),
+            Some(
+                json!({"role": "member", "user_id": ann, "scope": {"type": "workspace", "id": ws}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, html) = page(&t, &format!("/admin/workspaces/{ws}"), Some(&owner_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("cyd@acme.example") && html.contains("member"),
+        "{html}"
+    );
+    let (s, _) = page(&t, &format!("/admin/workspaces/{ws}"), Some(&bravo_s)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
 both!(
     roles_and_groups_refuse_what_the_caller_may_not_do,
     webhooks_refuse_what_the_caller_may_not_do,
     policies_show_inheritance_and_refuse_bad_values,
     the_user_list_filters_by_source_mfa_unit_and_workspace,
+    units_and_workspaces_from_the_console,
 );
