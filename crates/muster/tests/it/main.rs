@@ -14,6 +14,7 @@ mod access_policy;
 mod admin_console;
 mod admin_refusals;
 mod admin_sections;
+mod admin_structure;
 mod audit;
 mod authz;
 mod bad_input;
