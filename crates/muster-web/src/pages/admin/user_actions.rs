@@ -20,7 +20,8 @@ type Fields = HashMap<String, String>;
 pub(super) struct Action {
     pub slug: &'static str,
     pub label: &'static str,
-    /// Offered for the user's current state, and allowed to the caller.
+    /// The caller's roles allow it (an action the user's state does not
+    /// allow is not listed at all).
     pub enabled: bool,
 }
 
