@@ -1,6 +1,6 @@
 //! The account page: profile, sessions, password and email; and sign-out.
 
-use super::{Csrf, csrf_refused, notice, render, see_other};
+use super::{Csrf, csrf_refused, notice, readable, render, see_other};
 use crate::error::page_message;
 use crate::extract::Ctx;
 use crate::{AppState, cookies};
@@ -48,14 +48,6 @@ pub(super) async fn signed_in(s: &AppState, headers: &HeaderMap, ctx: Context) -
     signin::login::authenticate_session(&s.app, &token, ctx)
         .await
         .ok()
-}
-
-/// `2026-11-25T12:00:00.000Z` as a person reads it: `2026-11-25 12:00 UTC`.
-fn readable(rfc3339: &str) -> String {
-    match rfc3339.get(..16) {
-        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
-        None => rfc3339.to_owned(),
-    }
 }
 
 fn to_login() -> Response {

@@ -212,6 +212,14 @@ pub(crate) fn render(status: StatusCode, t: &impl askama::Template) -> Response 
     }
 }
 
+/// `2026-11-25T12:00:00.000Z` as a person reads it: `2026-11-25 12:00 UTC`.
+pub(crate) fn readable(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
+        None => rfc3339.to_owned(),
+    }
+}
+
 /// A return path inside this site, or `fallback`: never another host
 /// (`//evil.example`, `/\evil.example`, `https://…`), so that a link to our
 /// sign-in page cannot send someone elsewhere afterwards.

@@ -60,6 +60,34 @@ pub(crate) async fn stepped_up(t: &TestApp, org: &str, email: &str) -> (String, 
     (b["session_token"].as_str().unwrap().to_owned(), uri)
 }
 
+/// The cast of the request-level tests: Acme's owner (an API token and a
+/// stepped-up session), Ann, an auditor of Acme (a stepped-up session), and
+/// the owner of another organization, Bravo.
+pub(crate) struct Cast {
+    pub owner: String,
+    pub owner_s: String,
+    pub auditor_s: String,
+    pub bravo_s: String,
+}
+
+pub(crate) async fn cast(t: &TestApp) -> Cast {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "ann@acme.example", &["auditor"])
+        .await;
+    t.org_with_owner("bravo").await;
+    Cast {
+        owner,
+        owner_s: stepped_up(t, "acme", "owner@acme.example").await.0,
+        auditor_s: stepped_up(t, "acme", "ann@acme.example").await.0,
+        bravo_s: stepped_up(t, "bravo", "owner@bravo.example").await.0,
+    }
+}
+
+/// What a browser sends with a console form: its CSRF cookie and session.
+pub(crate) fn cookie(session: &str) -> String {
+    format!("muster_csrf={CSRF}; muster_session={session}")
+}
+
 pub(crate) async fn page(t: &TestApp, path: &str, session: Option<&str>) -> (StatusCode, String) {
     let cookie = format!(
         "muster_csrf={CSRF}; muster_session={}",

@@ -4,7 +4,7 @@
 //! that bad input re-renders with the message and changes nothing, and the
 //! users' CSV export.
 
-use crate::admin_console::{page, session_of, stepped_up};
+use crate::admin_console::{cookie, page, session_of, stepped_up};
 use crate::mfa::totp_code;
 use crate::pages::{CSRF, post_form};
 use crate::signin::PW;
@@ -54,7 +54,6 @@ async fn console_refuses_what_the_caller_may_not_do(t: TestApp) {
 
     let before = t.fingerprint().await;
     let deactivate = format!("/admin/users/{ann}/do/deactivate");
-    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
     // Posted anyway by the viewer: refused by the use case, nothing changed.
     let (s, _, html) = post_form(
         &t,

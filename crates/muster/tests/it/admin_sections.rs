@@ -3,20 +3,18 @@
 //! refused, bad input re-rendered with nothing changed). Units, workspaces
 //! and the user list's filters are in `admin_structure.rs`.
 
-use crate::admin_console::{page, stepped_up};
+use crate::admin_console::{Cast, cast, cookie, page, stepped_up};
 use crate::pages::{CSRF, post_form};
 use crate::{TestApp, both, json};
 use axum::http::StatusCode;
 
 async fn roles_and_groups_refuse_what_the_caller_may_not_do(t: TestApp) {
-    let owner = t.org_with_owner("acme").await;
-    t.user_with_token("acme", "ann@acme.example", &["auditor"])
-        .await;
-    t.org_with_owner("bravo").await;
-    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
-    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
-    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
-    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let Cast {
+        owner,
+        owner_s,
+        auditor_s,
+        bravo_s,
+    } = cast(&t).await;
     let (_, g) = t
         .call(
             "POST",
@@ -154,14 +152,12 @@ async fn roles_and_groups_refuse_what_the_caller_may_not_do(t: TestApp) {
 }
 
 async fn webhooks_refuse_what_the_caller_may_not_do(t: TestApp) {
-    let owner = t.org_with_owner("acme").await;
-    t.user_with_token("acme", "ann@acme.example", &["auditor"])
-        .await;
-    t.org_with_owner("bravo").await;
-    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
-    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
-    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
-    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let Cast {
+        owner,
+        owner_s,
+        auditor_s,
+        bravo_s,
+    } = cast(&t).await;
     let (_, e) = t
         .call(
             "POST",
@@ -233,7 +229,6 @@ async fn policies_show_inheritance_and_refuse_bad_values(t: TestApp) {
         .await;
     let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
     let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
-    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
     // A unit that sets its own session policy, and one below it that does not.
     let (s, eu) = t
         .call(

@@ -2,7 +2,7 @@
 //! (source, second factor, unit, workspace through nested groups), and the
 //! units and workspaces page (what each caller may do there).
 
-use crate::admin_console::{page, stepped_up};
+use crate::admin_console::{Cast, cast, cookie, page, stepped_up};
 use crate::pages::{CSRF, post_form};
 use crate::{TestApp, both, json};
 use axum::http::StatusCode;
@@ -155,14 +155,12 @@ async fn the_user_list_filters_by_source_mfa_unit_and_workspace(t: TestApp) {
 }
 
 async fn units_and_workspaces_from_the_console(t: TestApp) {
-    let owner = t.org_with_owner("acme").await;
-    t.user_with_token("acme", "ann@acme.example", &["auditor"])
-        .await;
-    t.org_with_owner("bravo").await;
-    let (owner_s, _) = stepped_up(&t, "acme", "owner@acme.example").await;
-    let (auditor_s, _) = stepped_up(&t, "acme", "ann@acme.example").await;
-    let (bravo_s, _) = stepped_up(&t, "bravo", "owner@bravo.example").await;
-    let cookie = |s: &str| format!("muster_csrf={CSRF}; muster_session={s}");
+    let Cast {
+        owner,
+        owner_s,
+        auditor_s,
+        bravo_s,
+    } = cast(&t).await;
     let post = async |session: &str, action: &str, body: String| {
         post_form(
             &t,

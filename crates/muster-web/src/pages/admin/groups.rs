@@ -240,26 +240,16 @@ pub async fn change(
         )
         .await
         .map(|_| "member-added"),
-        "remove-user" => muster_app::groups::remove_member(
-            app,
-            caller,
-            slug,
-            &id,
-            MemberKind::User,
-            &field("member"),
-        )
-        .await
-        .map(|_| "member-removed"),
-        "remove-group" => muster_app::groups::remove_member(
-            app,
-            caller,
-            slug,
-            &id,
-            MemberKind::Group,
-            &field("member"),
-        )
-        .await
-        .map(|_| "member-removed"),
+        "remove-user" | "remove-group" => {
+            let kind = if action == "remove-user" {
+                MemberKind::User
+            } else {
+                MemberKind::Group
+            };
+            muster_app::groups::remove_member(app, caller, slug, &id, kind, &field("member"))
+                .await
+                .map(|_| "member-removed")
+        }
         "add-role" => {
             let input = AssignmentInput {
                 role: field("role"),

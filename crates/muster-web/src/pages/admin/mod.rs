@@ -32,7 +32,7 @@ mod user_roles;
 mod users;
 mod webhooks;
 
-use super::{Csrf, csrf_refused, page_safety, render, see_other};
+use super::{Csrf, csrf_refused, page_safety, readable, render, see_other};
 use crate::AppState;
 use crate::error::page_message;
 use axum::Router;
@@ -319,12 +319,4 @@ fn refusal() -> Response {
     );
     page_safety(res.headers_mut());
     res
-}
-
-/// `2026-11-25T12:00:00.000Z` as a person reads it: `2026-11-25 12:00 UTC`.
-pub(crate) fn readable(rfc3339: &str) -> String {
-    match rfc3339.get(..16) {
-        Some(t) => format!("{} UTC", t.replacen('T', " ", 1)),
-        None => rfc3339.to_owned(),
-    }
 }
