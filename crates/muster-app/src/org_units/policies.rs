@@ -261,7 +261,9 @@ pub async fn of_user(
 
 /// Sets (`Some`) or removes (`None`, inheriting again) one policy of a unit
 /// (`policies.write` reaching it). The root's policies are the
-/// organization's, set at `/orgs/{org}/<name>-policy`.
+/// organization's, set at `/orgs/{org}/<name>-policy`. An access policy
+/// that would refuse the caller's own request is refused unless
+/// `opts.confirm_lockout`, as at the organization's level.
 pub async fn set(
     app: &App,
     caller: &Caller,
@@ -269,6 +271,7 @@ pub async fn set(
     id: &str,
     name: &str,
     value: Option<Value>,
+    opts: &crate::guard::SaveOptions,
 ) -> Result<EffectivePolicy> {
     let (org, reach) = org_reach(app, caller, slug, Permission::PoliciesWrite).await?;
     let key = key_of(name)?;
@@ -286,8 +289,59 @@ pub async fn set(
         },
         None => None,
     };
+    if let Some(v) = value
+        .as_ref()
+        .filter(|_| name == "access" && !opts.confirm_lockout)
+    {
+        shuts_out_caller(app, caller, &org.id, &unit, v).await?;
+    }
     save(app, caller, &org.id, &unit.id, key, value).await?;
     of_unit(app, caller, slug, id).await
+}
+
+/// Refuses an access policy for `unit` that would refuse the caller's own
+/// request: the caller is in the unit's subtree, no unit between sets an
+/// access policy of its own (that one would hold instead), and the policy
+/// refuses the request's address, country or device.
+async fn shuts_out_caller(
+    app: &App,
+    caller: &Caller,
+    org_id: &str,
+    unit: &OrgUnitRow,
+    policy: &Value,
+) -> Result<()> {
+    let Some(user) = caller.user_id() else {
+        return Ok(());
+    };
+    let Some(mine) = muster_store::org_units::of_user(&app.db, org_id, user).await? else {
+        return Ok(());
+    };
+    if !mine.path.starts_with(&unit.path) {
+        return Ok(());
+    }
+    let units = muster_store::org_units::list(&app.db, org_id).await?;
+    let nearer = units.iter().any(|u| {
+        u.path.len() > unit.path.len()
+            && mine.path.starts_with(&u.path)
+            && object(&u.policies).contains_key("access")
+    });
+    if nearer {
+        return Ok(());
+    }
+    let p: muster_core::access_policy::AccessPolicy = parse("access", policy.clone())?;
+    let rules = p
+        .compile()
+        .map_err(|e| AppError::invalid(e.field, e.message))?;
+    match crate::guard::refusal(app, &rules, &caller.ctx) {
+        Some(r) => Err(AppError::Conflict {
+            field: "confirm_lockout",
+            message: format!(
+                "this policy would refuse your own current request ({} rule); save with confirm_lockout=true if that is intended",
+                r.as_str()
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 async fn save(

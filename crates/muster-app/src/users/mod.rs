@@ -13,7 +13,10 @@ use muster_store::users::{ListQuery, UserRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod export;
 mod view;
+
+pub use export::exported;
 pub use view::UserView;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

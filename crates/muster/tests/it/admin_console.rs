@@ -410,6 +410,15 @@ async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
     b.fill("#name", "Help desk").await;
     b.click("#perm-users\\.read").await;
     b.click("#perm-users\\.lifecycle").await;
+    // What the role will allow, before it is saved (no script: a round trip).
+    b.click("#preview-role").await;
+    b.wait_for("its holders make changes only after proving")
+        .await;
+    let summary = b.text("#role-summary").await;
+    assert!(
+        summary.contains("See users") && summary.contains("Suspend, deactivate"),
+        "{summary}"
+    );
     b.click("#create-role").await;
     b.wait_for("The role Help desk is created").await;
     let roles = b.text("#roles").await;
@@ -474,7 +483,28 @@ async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
     b.fill("#unit-name", "Europe").await;
     b.click("#add-unit").await;
     b.wait_for("The unit Europe is added.").await;
+    b.fill("#ws-name", "Apollo").await;
+    b.click("#add-workspace").await;
+    b.wait_for("The workspace Apollo is added.").await;
     b.screenshot(&shot("admin-structure")).await;
+    // The Support group linked to a workspace: Ann holds its role there.
+    let ws = t
+        .scalar_text("SELECT id FROM workspaces WHERE name = 'Apollo'")
+        .await;
+    b.goto(&format!("{base}/admin/workspaces/{ws}")).await;
+    b.wait_for("id=\"ws-link-group\"").await;
+    b.click("#ws-link-group").await;
+    b.wait_for("The group is linked").await;
+    assert!(b.text("#workspace-groups").await.contains("Support"));
+    b.screenshot(&shot("admin-workspace")).await;
+    // Europe's own session policy, from the policies' table.
+    b.click("nav a[href='/admin/policies']").await;
+    b.click("#unit-Europe").await;
+    b.wait_for("The policies of Europe").await;
+    b.fill("#idle_minutes", "30").await;
+    b.click("#save-session").await;
+    b.wait_for("Europe sets its own.").await;
+    b.screenshot(&shot("admin-unit-policies")).await;
     b.quit().await;
 }
 

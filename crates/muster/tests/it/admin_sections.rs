@@ -264,7 +264,7 @@ async fn policies_show_inheritance_and_refuse_bad_values(t: TestApp) {
     assert_eq!(s, StatusCode::OK);
     let row = |name: &str| -> String {
         let at = html
-            .find(&format!("{name}</td>"))
+            .find(&format!("{name}</a></td>"))
             .unwrap_or_else(|| panic!("{name}: {html}"));
         html[at..].split("</tr>").next().unwrap().to_owned()
     };

@@ -13,6 +13,7 @@ mod access;
 mod access_policy;
 mod admin_console;
 mod admin_refusals;
+mod admin_scoped;
 mod admin_sections;
 mod admin_structure;
 mod audit;

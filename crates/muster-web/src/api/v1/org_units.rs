@@ -1,10 +1,11 @@
 //! `/orgs/{org}/org-units`: the OU tree, each unit's policies, and which
 //! unit a user is in (issue 7 §1).
 
-use crate::extract::{Auth, Json};
+use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use muster_app::guard::SaveOptions;
 use muster_app::org_units::policies::EffectivePolicy;
 use muster_app::org_units::{NewOrgUnit, OrgUnitUpdate, OrgUnitView};
 use muster_app::users::UserView;
@@ -93,16 +94,18 @@ pub async fn policies(
 /// the policy as the organization-level endpoint takes it, checked the
 /// same way.
 #[utoipa::path(put, path = "/orgs/{org}/org-units/{id}/policies/{policy}", tag = "org units",
-    params(("org" = String, Path), ("id" = String, Path), ("policy" = String, Path)), request_body = Object,
-    responses((status = 200, body = EffectivePolicy), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    params(("org" = String, Path), ("id" = String, Path), ("policy" = String, Path), SaveOptions), request_body = Object,
+    responses((status = 200, body = EffectivePolicy), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn set_policy(
     State(s): State<AppState>,
     Auth(c): Auth,
     Path((org, id, policy)): Path<(String, String, String)>,
+    Query(opts): Query<SaveOptions>,
     Json(b): Json<Value>,
 ) -> Result<Json<EffectivePolicy>, ApiError> {
     Ok(Json(
-        muster_app::org_units::policies::set(&s.app, &c, &org, &id, &policy, Some(b)).await?,
+        muster_app::org_units::policies::set(&s.app, &c, &org, &id, &policy, Some(b), &opts)
+            .await?,
     ))
 }
 
@@ -116,7 +119,16 @@ pub async fn clear_policy(
     Path((org, id, policy)): Path<(String, String, String)>,
 ) -> Result<Json<EffectivePolicy>, ApiError> {
     Ok(Json(
-        muster_app::org_units::policies::set(&s.app, &c, &org, &id, &policy, None).await?,
+        muster_app::org_units::policies::set(
+            &s.app,
+            &c,
+            &org,
+            &id,
+            &policy,
+            None,
+            &SaveOptions::default(),
+        )
+        .await?,
     ))
 }
 

@@ -12,7 +12,6 @@ use axum::response::Response;
 use muster_app::AppError;
 use muster_app::groups::{GroupInput, GroupView, MemberKind, MemberView};
 use muster_app::roles::{AssignmentInput, AssignmentView};
-use muster_app::users::ListParams;
 use muster_core::Permission;
 use std::collections::HashMap;
 
@@ -184,27 +183,6 @@ pub async fn group(
     show_group(&s, &c, &id, StatusCode::OK, notice.map(str::to_owned), None).await
 }
 
-/// The user with exactly this email in the caller's organization.
-async fn user_by_email(s: &AppState, c: &Console, email: &str) -> Result<String, AppError> {
-    let p = ListParams {
-        search: Some(email.to_owned()),
-        limit: Some(20),
-        ..ListParams::default()
-    };
-    muster_app::users::list(&s.app, &c.caller, &c.slug, p)
-        .await?
-        .items
-        .into_iter()
-        .find(|u| u.email.eq_ignore_ascii_case(email))
-        .map(|u| u.id)
-        .ok_or_else(|| {
-            AppError::invalid(
-                "email",
-                format!("no user of this organization has the address {email}"),
-            )
-        })
-}
-
 /// Every change on a group's page: `add-user` (by email), `add-group`,
 /// `remove-user`, `remove-group` (by id), `add-role`, `remove-role`,
 /// `rename`, `delete`.
@@ -222,7 +200,7 @@ pub async fn change(
     let field = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
     let done: Result<&str, AppError> = match action.as_str() {
-        "add-user" => match user_by_email(&s, &c, &field("email")).await {
+        "add-user" => match c.user_by_email(&s, &field("email")).await {
             Ok(user) => {
                 muster_app::groups::add_member(app, caller, slug, &id, MemberKind::User, &user)
                     .await

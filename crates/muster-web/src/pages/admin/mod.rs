@@ -70,7 +70,12 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/structure", get(structure::page))
         .route("/admin/structure/{action}", post(structure::change))
         .route("/admin/workspaces/{id}", get(structure::workspace))
+        .route(
+            "/admin/workspaces/{id}/{action}",
+            post(structure::workspace_change),
+        )
         .route("/admin/roles", get(roles::list).post(roles::create))
+        .route("/admin/roles/preview", post(roles::preview))
         .route("/admin/roles/{id}", get(roles::role))
         .route("/admin/roles/{id}/{action}", post(roles::change))
         .route("/admin/policies", get(policy_hub::page))
@@ -300,6 +305,28 @@ impl Console {
             text,
         };
         self.send(s, render(status, &page))
+    }
+
+    /// The user with exactly this email in the caller's organization: a
+    /// form names people by address.
+    pub async fn user_by_email(&self, s: &AppState, email: &str) -> Result<String, AppError> {
+        let p = muster_app::users::ListParams {
+            search: Some(email.to_owned()),
+            limit: Some(20),
+            ..Default::default()
+        };
+        muster_app::users::list(&s.app, &self.caller, &self.slug, p)
+            .await?
+            .items
+            .into_iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
+            .map(|u| u.id)
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "email",
+                    format!("no user of this organization has the address {email}"),
+                )
+            })
     }
 }
 

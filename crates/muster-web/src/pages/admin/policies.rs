@@ -1,12 +1,14 @@
 //! The console's access policy: which networks, countries and device
 //! operating systems may sign in, enforced the same way on every surface.
 //! A policy that would shut out the admin's own request is saved only when
-//! they confirm it.
+//! they confirm it. With `?unit=` the page shows and sets one unit's own
+//! access policy, which replaces the organization's for its subtree.
 
+use super::policy_hub::{Here, Where, here_of, unreadable};
 use super::{Chrome, Console};
 use crate::AppState;
 use crate::extract::Ctx;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use muster_app::AppError;
@@ -27,6 +29,8 @@ const OSES: [DeviceOs; 6] = [
 struct Page<'a> {
     chrome: &'a Chrome,
     f: Fields,
+    /// The unit whose own policy the form sets; the organization's if none.
+    here: Option<Here>,
     /// `(os, allowed, denied)` for the checkboxes.
     oses: Vec<(&'static str, bool, bool)>,
     may_write: bool,
@@ -46,6 +50,8 @@ struct Fields {
     os_allow: Vec<String>,
     os_deny: Vec<String>,
     confirm_lockout: bool,
+    unit: Option<String>,
+    inherit: bool,
 }
 
 impl Fields {
@@ -59,6 +65,8 @@ impl Fields {
             os_allow: os(&p.device_os.allow),
             os_deny: os(&p.device_os.deny),
             confirm_lockout: false,
+            unit: None,
+            inherit: false,
         }
     }
 
@@ -75,6 +83,8 @@ impl Fields {
                 "os_allow" => f.os_allow.push(v),
                 "os_deny" => f.os_deny.push(v),
                 "confirm_lockout" => f.confirm_lockout = v == "yes",
+                "unit" => f.unit = Some(v).filter(|u| !u.is_empty()),
+                "inherit" => f.inherit = v == "yes",
                 "csrf" => csrf = Some(v),
                 _ => {}
             }
@@ -121,10 +131,12 @@ impl Fields {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one page, its parts as they vary
 fn render(
     s: &AppState,
     c: &Console,
     status: StatusCode,
+    here: Option<Here>,
     f: Fields,
     ask_confirm: bool,
     notice: Option<String>,
@@ -144,6 +156,7 @@ fn render(
     let page = Page {
         chrome: c.chrome(),
         f,
+        here,
         oses,
         may_write: c.may(Permission::PoliciesWrite),
         ask_confirm,
@@ -153,13 +166,66 @@ fn render(
     c.send(s, super::render(status, &page))
 }
 
-pub async fn page(State(s): State<AppState>, Ctx(ctx): Ctx, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Query(w): Query<Where>,
+) -> Response {
     let c = console!(s, headers, ctx, "/admin/policies");
-    match muster_app::signin::get_policy::<AccessPolicy>(&s.app, &c.caller, &c.slug, "access").await
-    {
-        Ok(p) => render(&s, &c, StatusCode::OK, Fields::of(&p), false, None, None),
+    let held = async {
+        match here_of(&s, &c, w.unit.as_deref()).await? {
+            Some(h) => Ok((h.value::<AccessPolicy>("access"), Some(h))),
+            None => {
+                muster_app::signin::get_policy::<AccessPolicy>(&s.app, &c.caller, &c.slug, "access")
+                    .await
+                    .map(|p| (p, None))
+            }
+        }
+    };
+    match held.await {
+        Ok((p, here)) => render(
+            &s,
+            &c,
+            StatusCode::OK,
+            here,
+            Fields::of(&p),
+            false,
+            None,
+            None,
+        ),
         Err(e) => c.error_page(&s, e),
     }
+}
+
+/// Saves what the form describes where it acts: the organization's policy
+/// or the unit's own (each with the lockout check) — or lets the unit
+/// inherit again.
+async fn store(
+    s: &AppState,
+    c: &Console,
+    here: Option<&Here>,
+    f: &Fields,
+) -> Result<AccessPolicy, AppError> {
+    let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
+    let opts = || muster_app::guard::SaveOptions {
+        confirm_lockout: f.confirm_lockout,
+    };
+    let Some(h) = here else {
+        return muster_app::guard::set_policy(app, caller, slug, f.policy()?, opts()).await;
+    };
+    let value = if f.inherit {
+        None
+    } else {
+        Some(serde_json::to_value(f.policy()?).map_err(|_| unreadable())?)
+    };
+    let held =
+        muster_app::org_units::policies::set(app, caller, slug, &h.id, "access", value, &opts())
+            .await?;
+    held.policies
+        .get("access")
+        .and_then(|v| serde_json::from_value(v.value.clone()).ok())
+        .ok_or_else(unreadable)
 }
 
 pub async fn save(
@@ -173,27 +239,38 @@ pub async fn save(
     if let Some(res) = c.csrf_refusal(&s, csrf.as_ref()) {
         return res;
     }
-    let opts = muster_app::guard::SaveOptions {
-        confirm_lockout: f.confirm_lockout,
+    let here = match here_of(&s, &c, f.unit.as_deref()).await {
+        Ok(h) => h,
+        Err(e) => return c.error_page(&s, e),
     };
-    let saved = match f.policy() {
-        Ok(p) => muster_app::guard::set_policy(&s.app, &c.caller, &c.slug, p, opts).await,
-        Err(e) => Err(e),
-    };
-    match saved {
+    match store(&s, &c, here.as_ref(), &f).await {
         Ok(p) => {
-            let note = "The access policy is saved: it applies to every sign-in from now on.";
+            let note = match &here {
+                None => "The access policy is saved: it applies to every sign-in from now on."
+                    .to_owned(),
+                Some(h) if f.inherit => format!("{} inherits the access policy again.", h.name),
+                Some(h) => format!(
+                    "The access policy of {} is saved: it holds for its users, and those of the units below that do not set their own, from now on.",
+                    h.name
+                ),
+            };
+            // Read again, so that where it comes from is told afresh.
+            let here = match here_of(&s, &c, f.unit.as_deref()).await {
+                Ok(h) => h,
+                Err(e) => return c.error_page(&s, e),
+            };
             render(
                 &s,
                 &c,
                 StatusCode::OK,
+                here,
                 Fields::of(&p),
                 false,
-                Some(note.into()),
+                Some(note),
                 None,
             )
         }
-        Err(e @ AppError::Internal(_)) => c.error_page(&s, e),
+        Err(e @ (AppError::Internal(_) | AppError::NotFound(_))) => c.error_page(&s, e),
         Err(e) => {
             let lockout =
                 matches!(&e, AppError::Conflict { field, .. } if *field == "confirm_lockout");
@@ -203,7 +280,7 @@ pub async fn save(
             } else {
                 text
             };
-            render(&s, &c, status, f, lockout, None, Some(text))
+            render(&s, &c, status, here, f, lockout, None, Some(text))
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The console's roles: the built-in and custom roles with what each
 //! allows, in words; a custom role made or edited with a permission picker
-//! that says what every permission lets its holders do; deletion.
+//! that says what every permission lets its holders do, and — on the page
+//! and with *Show what it will allow*, before saving, with no script — what
+//! the whole role will let its holders do, with what to watch out for;
+//! deletion.
 
 use super::{Chrome, Console};
 use crate::AppState;
@@ -11,6 +14,7 @@ use axum::response::Response;
 use muster_app::AppError;
 use muster_app::roles::{RoleInput, RoleUpdate, RoleView};
 use muster_core::Permission;
+use muster_core::rbac::{BuiltinRole, PermissionSet};
 
 /// What each permission lets a role's holders do, as the picker says it.
 pub(crate) fn allows(p: Permission) -> &'static str {
@@ -52,12 +56,69 @@ fn picker(checked: &[String]) -> Vec<Pick> {
         .collect()
 }
 
+/// What a role with these permissions will let its holders do, and the
+/// consequences an admin may not see from the list alone.
+pub(crate) struct Summary {
+    can: Vec<&'static str>,
+    notes: Vec<String>,
+}
+
+fn summary(checked: &[String]) -> Summary {
+    use Permission as P;
+    let set: PermissionSet = checked.iter().filter_map(|c| P::parse(c)).collect();
+    let can = P::ALL
+        .into_iter()
+        .filter(|p| set.contains(*p))
+        .map(allows)
+        .collect();
+    let mut notes = Vec::new();
+    if let Some(b) = BuiltinRole::ALL
+        .into_iter()
+        .find(|b| b.permissions() == set)
+    {
+        notes.push(format!(
+            "These are exactly the permissions of the built-in role {}.",
+            b.key()
+        ));
+    }
+    let finds_users = [
+        P::UsersWrite,
+        P::UsersLifecycle,
+        P::SessionsRevoke,
+        P::GroupsWrite,
+        P::RolesWrite,
+    ];
+    if !set.contains(P::UsersRead) && finds_users.into_iter().any(|p| set.contains(p)) {
+        notes.push(
+            "Without users.read its holders cannot look users up, so they cannot reach most of what the other permissions allow: add it.".into(),
+        );
+    }
+    if set.contains(P::RolesWrite) {
+        notes.push(
+            "Its holders can give this role, and any other whose permissions they hold, to anyone — themselves included.".into(),
+        );
+    }
+    if set.contains(P::PoliciesWrite) {
+        notes.push(
+            "Its holders decide who may sign in and how (access, MFA and risk policies): a mistake can shut everyone out.".into(),
+        );
+    }
+    if set.iter().any(P::changes) {
+        notes.push(
+            "While the MFA policy is on, its holders make changes only after proving a second factor recently.".into(),
+        );
+    }
+    Summary { can, notes }
+}
+
 #[derive(askama::Template)]
 #[template(path = "admin/roles.html")]
 struct ListPage<'a> {
     chrome: &'a Chrome,
     roles: Vec<(RoleView, Vec<&'static str>)>,
     picks: Vec<Pick>,
+    summary: Summary,
+    preview_action: String,
     key: String,
     name: String,
     description: String,
@@ -111,6 +172,8 @@ async fn show(
                     })
                     .collect(),
                 picks: picker(&typed.permissions),
+                summary: summary(&typed.permissions),
+                preview_action: "/admin/roles/preview".into(),
                 key: typed.key,
                 name: typed.name,
                 description: typed.description,
@@ -127,6 +190,21 @@ async fn show(
 pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, headers: HeaderMap) -> Response {
     let c = console!(s, headers, ctx, "/admin/roles");
     show(&s, &c, StatusCode::OK, Typed::default(), None, None).await
+}
+
+/// The new role's form again, with what it will allow; nothing is saved.
+pub async fn preview(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let c = console!(s, headers, ctx, "/admin/roles");
+    let t = parse(&body);
+    if let Some(res) = c.csrf_refusal(&s, t.csrf.as_ref()) {
+        return res;
+    }
+    show(&s, &c, StatusCode::OK, t, None, None).await
 }
 
 pub async fn create(
@@ -168,6 +246,8 @@ struct EditPage<'a> {
     chrome: &'a Chrome,
     role: RoleView,
     picks: Vec<Pick>,
+    summary: Summary,
+    preview_action: String,
     may_write: bool,
     notice: Option<String>,
     error: Option<String>,
@@ -199,6 +279,8 @@ async fn show_role(
             let page = EditPage {
                 chrome: c.chrome(),
                 picks: picker(&checked),
+                summary: summary(&checked),
+                preview_action: format!("/admin/roles/{id}/preview"),
                 may_write: c.may(Permission::RolesWrite) && !role.builtin,
                 role,
                 notice,
@@ -221,7 +303,8 @@ pub async fn role(
 }
 
 /// Saves a custom role's name, description and permissions, or deletes it
-/// (`action` `save` or `delete`).
+/// (`action` `save` or `delete`); `preview` shows the form as typed with
+/// what it will allow, saving nothing.
 pub async fn change(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
@@ -235,6 +318,7 @@ pub async fn change(
         return res;
     }
     let done = match action.as_str() {
+        "preview" => return show_role(&s, &c, &id, StatusCode::OK, Some(t), None, None).await,
         "save" => {
             let input = RoleUpdate {
                 name: Some(t.name.clone()),

@@ -1,6 +1,8 @@
 //! The console's structure: the tree of organizational units (add one
-//! under any unit, rename, delete an empty one, see its users) and the
-//! workspaces (add one, see who is in each and with which roles).
+//! under any unit, rename, move, delete an empty one, see its users) and
+//! the workspaces (add, rename, delete; on a workspace's page, who holds
+//! which role there, given to a user by email or to a group — an IdP's
+//! group linked this way brings its members as the IdP changes them).
 
 use super::{Chrome, Console};
 use crate::AppState;
@@ -10,8 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use muster_app::AppError;
 use muster_app::org_units::{NewOrgUnit, OrgUnitUpdate, OrgUnitView};
-use muster_app::workspaces::{MemberView, WorkspaceInput, WorkspaceView};
+use muster_app::workspaces::{MemberView, Principal, RoleInput, WorkspaceInput, WorkspaceView};
 use muster_core::Permission;
+use muster_core::Scope;
 use std::collections::HashMap;
 
 type Fields = HashMap<String, String>;
@@ -83,8 +86,8 @@ pub async fn page(State(s): State<AppState>, Ctx(ctx): Ctx, headers: HeaderMap) 
     show(&s, &c, StatusCode::OK, None, None).await
 }
 
-/// `unit` (add under `parent_id`), `move-unit` (`id` under `parent_id`),
-/// `delete-unit` (`id`),
+/// `unit` (add under `parent_id`), `rename-unit` (`id` to `name`),
+/// `move-unit` (`id` under `parent_id`), `delete-unit` (`id`),
 /// `workspace` (add).
 pub async fn change(
     State(s): State<AppState>,
@@ -109,6 +112,15 @@ pub async fn change(
                 .await
                 .map(|u| format!("The unit {} is added.", u.name))
         }
+        "rename-unit" => {
+            let update = OrgUnitUpdate {
+                name: Some(field("name")),
+                parent_id: None,
+            };
+            muster_app::org_units::update(app, caller, slug, &field("id"), update)
+                .await
+                .map(|u| format!("The unit is renamed {}.", u.name))
+        }
         "move-unit" => {
             let update = OrgUnitUpdate {
                 name: None,
@@ -124,7 +136,7 @@ pub async fn change(
         "workspace" => {
             let input = WorkspaceInput {
                 name: field("name"),
-                code: Some(field("code")).filter(|v| !v.is_empty()),
+                code: None, // Muster chooses it
             };
             muster_app::workspaces::create(app, caller, slug, input)
                 .await
@@ -142,12 +154,106 @@ pub async fn change(
     }
 }
 
+/// A group linked to the workspace and the roles its members get there.
+struct Linked {
+    id: String,
+    name: String,
+    roles: String,
+    scim: bool,
+}
+
 #[derive(askama::Template)]
 #[template(path = "admin/workspace.html")]
 struct WorkspacePage<'a> {
     chrome: &'a Chrome,
     w: WorkspaceView,
-    members: Vec<MemberView>,
+    /// Each member, and whether it holds a role here of its own (not only
+    /// through a group).
+    members: Vec<(MemberView, bool)>,
+    linked: Vec<Linked>,
+    /// `(id, name)` of the groups that may be linked.
+    groups: Vec<(String, String)>,
+    /// `(key, name)` of the roles that may be given.
+    roles: Vec<(String, String)>,
+    may_rename: bool,
+    may_assign: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn show_workspace(
+    s: &AppState,
+    c: &Console,
+    id: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
+    let built = async {
+        let w = muster_app::workspaces::get(app, caller, slug, id).await?;
+        let all = muster_app::groups::list(app, caller, slug, None, Some(500))
+            .await?
+            .items;
+        let name_of = |g: &str| {
+            all.iter()
+                .find(|x| x.id == g)
+                .map_or_else(|| g.to_owned(), |x| x.name.clone())
+        };
+        let mut members = muster_app::workspaces::members(app, caller, slug, id).await?;
+        for m in &mut members {
+            for r in &mut m.roles {
+                r.via_group = r.via_group.as_deref().map(name_of);
+            }
+        }
+        let mut linked: Vec<Linked> = Vec::new();
+        for a in muster_app::roles::assignments(app, caller, slug, None, None).await? {
+            let (Some(g), Scope::Workspace(wid)) = (&a.group_id, &a.scope) else {
+                continue;
+            };
+            if *wid != w.id {
+                continue;
+            }
+            match linked.iter_mut().find(|l| l.id == *g) {
+                Some(l) => l.roles = format!("{}, {}", l.roles, a.role_key),
+                None => linked.push(Linked {
+                    id: g.clone(),
+                    name: name_of(g),
+                    roles: a.role_key.clone(),
+                    scim: all
+                        .iter()
+                        .any(|x| x.id == *g && x.managed_by.as_str() == "scim"),
+                }),
+            }
+        }
+        let roles = muster_app::roles::list(app, caller, slug)
+            .await?
+            .into_iter()
+            .map(|r| (r.key, r.name))
+            .collect();
+        Ok::<_, AppError>(WorkspacePage {
+            chrome: c.chrome(),
+            members: members
+                .into_iter()
+                .map(|m| {
+                    let own = m.roles.iter().any(|r| r.via_group.is_none());
+                    (m, own)
+                })
+                .collect(),
+            groups: all.iter().map(|g| (g.id.clone(), g.name.clone())).collect(),
+            linked,
+            roles,
+            may_rename: c.may(Permission::GroupsWrite),
+            may_assign: !w.is_default && c.may(Permission::RolesWrite),
+            w,
+            notice,
+            error,
+        })
+    };
+    match built.await {
+        Ok(page) => c.send(s, super::render(status, &page)),
+        Err(e) => c.error_page(s, e),
+    }
 }
 
 pub async fn workspace(
@@ -157,15 +263,92 @@ pub async fn workspace(
     Path(id): Path<String>,
 ) -> Response {
     let c = console!(s, headers, ctx, "/admin/structure");
-    let built = async {
-        Ok::<_, AppError>(WorkspacePage {
-            chrome: c.chrome(),
-            w: muster_app::workspaces::get(&s.app, &c.caller, &c.slug, &id).await?,
-            members: muster_app::workspaces::members(&s.app, &c.caller, &c.slug, &id).await?,
-        })
+    show_workspace(&s, &c, &id, StatusCode::OK, None, None).await
+}
+
+/// Every change on a workspace's page: `add-user` (by email, with `role`),
+/// `link-group` (`group`, with `role`), `remove-user`, `unlink-group`
+/// (`member`), `rename` (`name`), `delete` (`confirm` ticked).
+pub async fn workspace_change(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<Fields>,
+) -> Response {
+    let c = console!(s, headers, ctx, "/admin/structure");
+    if let Some(res) = c.csrf_refusal(&s, f.get("csrf")) {
+        return res;
+    }
+    let field = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
+    let role = || RoleInput {
+        role: Some(field("role")).filter(|r| !r.is_empty()),
     };
-    match built.await {
-        Ok(page) => c.send(&s, super::render(StatusCode::OK, &page)),
-        Err(e) => c.error_page(&s, e),
+    let done: Result<String, AppError> = match action.as_str() {
+        "add-user" => match c.user_by_email(&s, &field("email")).await {
+            Ok(u) => {
+                muster_app::workspaces::add(app, caller, slug, &id, Principal::User(u), role())
+                    .await
+                    .map(|a| format!("{} now holds the role {} here.", field("email"), a.role_key))
+            }
+            Err(e) => Err(e),
+        },
+        "link-group" => {
+            let g = Principal::Group(field("group"));
+            muster_app::workspaces::add(app, caller, slug, &id, g, role())
+                .await
+                .map(|a| {
+                    format!(
+                        "The group is linked: its members hold the role {} here.",
+                        a.role_key
+                    )
+                })
+        }
+        "remove-user" | "unlink-group" => {
+            let who = if action == "remove-user" {
+                Principal::User(field("member"))
+            } else {
+                Principal::Group(field("member"))
+            };
+            muster_app::workspaces::remove(app, caller, slug, &id, who)
+                .await
+                .map(|()| "Removed: the access it gave ends on the next request.".to_owned())
+        }
+        "rename" => {
+            let input = WorkspaceInput {
+                name: field("name"),
+                code: None,
+            };
+            muster_app::workspaces::rename(app, caller, slug, &id, input)
+                .await
+                .map(|w| format!("The workspace is renamed {}.", w.name))
+        }
+        "delete" if field("confirm") != "yes" => Err(AppError::invalid(
+            "confirm",
+            "tick the box to confirm that its members lose the access it gives",
+        )),
+        "delete" => {
+            return match muster_app::workspaces::delete(app, caller, slug, &id).await {
+                Ok(()) => {
+                    let note = "The workspace is deleted; the roles held in it are gone.";
+                    show(&s, &c, StatusCode::OK, Some(note.to_owned()), None).await
+                }
+                Err(e @ (AppError::Internal(_) | AppError::NotFound(_))) => c.error_page(&s, e),
+                Err(e) => {
+                    let (status, text) = crate::error::page_message(e);
+                    show_workspace(&s, &c, &id, status, None, Some(text)).await
+                }
+            };
+        }
+        _ => Err(AppError::NotFound("action")),
+    };
+    match done {
+        Ok(note) => show_workspace(&s, &c, &id, StatusCode::OK, Some(note), None).await,
+        Err(e @ AppError::Internal(_)) => c.error_page(&s, e),
+        Err(e) => {
+            let (status, text) = crate::error::page_message(e);
+            show_workspace(&s, &c, &id, status, None, Some(text)).await
+        }
     }
 }

@@ -174,6 +174,7 @@ pub async fn export(
     let mut p = params(&q);
     p.limit = Some(500);
     p.cursor = None;
+    let mut rows = 0usize;
     let mut out = String::from(
         "id,email,user_name,display_name,given_name,family_name,state,source,managed_by,email_verified,created_at,updated_at\r\n",
     );
@@ -200,11 +201,16 @@ pub async fn export(
             let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
             out.push_str(&fields.join(","));
             out.push_str("\r\n");
+            rows += 1;
         }
         match page.next_cursor {
             Some(cur) => p.cursor = Some(cur),
             None => break,
         }
+    }
+    // Recorded before the file leaves: an export the log cannot name is not sent.
+    if let Err(e) = muster_app::users::exported(&s.app, &c.caller, &c.slug, &p, rows).await {
+        return c.error_page(&s, e);
     }
     let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
     res.headers_mut().insert(
