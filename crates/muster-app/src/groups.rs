@@ -186,6 +186,22 @@ pub async fn delete(app: &App, caller: &Caller, org_slug: &str, id: &str) -> Res
     Ok(())
 }
 
+/// The groups a user belongs to directly (`users.read` reaching the user;
+/// a user of another organization is not found).
+pub async fn of_user(
+    app: &App,
+    caller: &Caller,
+    org_slug: &str,
+    user_id: &str,
+) -> Result<Vec<crate::roles::GroupRef>> {
+    crate::users::get(app, caller, org_slug, user_id).await?;
+    Ok(muster_store::groups::of_user(&app.db, user_id)
+        .await?
+        .into_iter()
+        .map(|(id, name)| crate::roles::GroupRef { id, name })
+        .collect())
+}
+
 pub async fn members(
     app: &App,
     caller: &Caller,

@@ -9,7 +9,9 @@
 //!   the kind of actor (people only), as the console asks for them.
 //!
 //! Each is called through its `muster_app` use case, as the page calls it,
-//! `--rounds` times; medians and p99 are printed in milliseconds.
+//! `--rounds` times; medians and p99 are printed in milliseconds. Then the
+//! `(org_id, action, occurred_at)` index (migration 0020) is dropped and
+//! the same calls are timed again, for the ratio it buys in the same run.
 //!
 //!   cargo bench -p muster --bench console_load -- [sqlite] [postgres] [--events N] [--rounds R]
 //!
@@ -57,11 +59,13 @@ const ACTIONS: [&str; 20] = [
 ];
 
 /// One statement that writes `n` events of `org` spread evenly over the 90
-/// days before `now_ms`, oldest first; `tag` keeps the ids of two
-/// organizations apart. Written directly: the chain is not what is measured.
+/// days before `now_ms`. Ids are time-ordered, as Muster's are, so the two
+/// organizations' events interleave; `tag` keeps them apart. Written
+/// directly: the chain is not what is measured.
 fn fill_sql(postgres: bool, org: &str, tag: &str, n: u64, now_ms: i64) -> String {
     let span: i64 = 90 * 86_400_000;
     let step = (span / n as i64).max(1);
+    let start = now_ms - span;
     let pick: String = ACTIONS
         .iter()
         .enumerate()
@@ -69,15 +73,15 @@ fn fill_sql(postgres: bool, org: &str, tag: &str, n: u64, now_ms: i64) -> String
         .collect();
     let (series, id) = if postgres {
         (
-            format!("generate_series(1, {n}) AS s(i)"),
-            format!("'{tag}' || lpad(i::text, 9, '0')"),
+            format!("generate_series(1::bigint, {n}) AS s(i)"),
+            format!("lpad(({start} + i * {step})::text, 15, '0') || '{tag}' || i"),
         )
     } else {
         (
             format!(
                 "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n}) SELECT i FROM c) AS s"
             ),
-            format!("'{tag}' || printf('%09d', i)"),
+            format!("printf('%015d', {start} + i * {step}) || '{tag}' || i"),
         )
     };
     format!(
@@ -86,7 +90,6 @@ fn fill_sql(postgres: bool, org: &str, tag: &str, n: u64, now_ms: i64) -> String
          SELECT {id}, (SELECT id FROM orgs WHERE slug = '{org}'), {start} + i * {step}, \
          CASE WHEN i % 7 = 0 THEN 'scim_token' ELSE 'user' END, 'u' || (i % 5000), NULL, \
          CASE i % 20 {pick}END, 'user', 'u' || (i % 5000), 'info', '{{}}', '{{}}' FROM {series}",
-        start = now_ms - span,
     )
 }
 
@@ -109,6 +112,22 @@ async fn run(t: TestApp, name: &str, events: u64, rounds: usize) {
         events / 4,
         began.elapsed().as_secs_f64()
     );
+    for pass in ["with the action index", "without it"] {
+        if pass == "without it" {
+            t.raw("DROP INDEX audit_events_action").await;
+            t.raw(if postgres {
+                "ANALYZE audit_events"
+            } else {
+                "ANALYZE"
+            })
+            .await;
+        }
+        println!("  {pass}:");
+        measure(&t, rounds).await;
+    }
+}
+
+async fn measure(t: &TestApp, rounds: usize) {
     let op = Caller::operator("bench");
     let mut timed: Vec<(&str, Vec<f64>)> = Vec::new();
     let mut d = Vec::new();
@@ -119,7 +138,7 @@ async fn run(t: TestApp, name: &str, events: u64, rounds: usize) {
         d.push(s.elapsed().as_secs_f64() * 1000.0);
         total = got.charts.unwrap().iter().map(|c| c.total()).sum::<i64>();
     }
-    println!("  the dashboard's charts count {total} events of the last 30 days");
+    println!("    the dashboard's charts count {total} events of the last 30 days");
     timed.push(("dashboard", d));
     let queries: [(&str, AuditQuery, Option<&str>); 3] = [
         ("audit page, newest", AuditQuery::default(), None),
@@ -151,7 +170,7 @@ async fn run(t: TestApp, name: &str, events: u64, rounds: usize) {
     }
     for (label, v) in timed {
         let (p50, p99) = p50_p99(v);
-        println!("  {label:<36} p50 {p50:>8.2} ms   p99 {p99:>8.2} ms");
+        println!("    {label:<36} p50 {p50:>8.2} ms   p99 {p99:>8.2} ms");
     }
 }
 

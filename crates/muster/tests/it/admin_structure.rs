@@ -152,6 +152,28 @@ async fn the_user_list_filters_by_source_mfa_unit_and_workspace(t: TestApp) {
         ids.contains(&bob.as_str()) && !ids.contains(&ann.as_str()),
         "{b}"
     );
+    // Dee's page: her group, and the role she holds in Apollo through the
+    // nested group, named and linked.
+    let (s, html) = page(&t, &format!("/admin/users/{dee}"), Some(&owner_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    let groups = html
+        .split("id=\"user-groups\"")
+        .nth(1)
+        .unwrap()
+        .split("</ul>")
+        .next()
+        .unwrap();
+    assert!(
+        groups.contains(&format!("href=\"/admin/groups/{inner}\">Inner")),
+        "{groups}"
+    );
+    assert!(!groups.contains("Outer"), "direct groups only: {groups}");
+    assert!(
+        html.contains(&format!(
+            "<a href=\"/admin/workspaces/{ws}\">workspace Apollo</a>"
+        )) && html.contains("inherited from group <strong>Outer</strong>"),
+        "{html}"
+    );
 }
 
 async fn units_and_workspaces_from_the_console(t: TestApp) {

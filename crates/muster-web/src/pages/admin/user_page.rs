@@ -27,6 +27,8 @@ struct DetailPage<'a> {
     mfa: Option<muster_app::mfa::MfaStatus>,
     devices: Vec<muster_app::devices::DeviceView>,
     roles: Vec<HeldRole>,
+    /// The groups the user is in (directly).
+    groups: Vec<muster_app::roles::GroupRef>,
     /// `None` when the caller's role does not reach them.
     sessions: Option<Vec<muster_app::signin::SessionView>>,
     may_sign_out: bool,
@@ -46,19 +48,28 @@ struct HeldRole {
     assignment_id: String,
     role_key: String,
     scope: String,
+    /// The workspace's page, for a role held in one.
+    scope_href: Option<String>,
     inherited: bool,
     via_group: Option<String>,
 }
 
-impl From<muster_app::roles::HeldRoleView> for HeldRole {
-    fn from(h: muster_app::roles::HeldRoleView) -> Self {
+impl HeldRole {
+    /// `names` gives units' and workspaces' names by id.
+    fn of(h: muster_app::roles::HeldRoleView, names: &HashMap<String, String>) -> Self {
         use muster_core::Scope;
+        let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+        let (scope, scope_href) = match &h.scope {
+            Scope::Organization => ("whole organization".to_owned(), None),
+            Scope::OrgUnit(u) => (format!("unit {}", name(u)), None),
+            Scope::Workspace(w) => (
+                format!("workspace {}", name(w)),
+                Some(format!("/admin/workspaces/{w}")),
+            ),
+        };
         Self {
-            scope: match &h.scope {
-                Scope::Organization => "whole organization".to_owned(),
-                Scope::OrgUnit(u) => format!("unit {u}"),
-                Scope::Workspace(w) => format!("workspace {w}"),
-            },
+            scope,
+            scope_href,
             inherited: h.inherited,
             via_group: h.via_group.map(|g| g.name),
             assignment_id: h.assignment_id,
@@ -143,6 +154,16 @@ pub(super) async fn show(
             d.last_seen_at = readable(&d.last_seen_at);
         }
         let roles = muster_app::roles::of_user(&s.app, &c.caller, &c.slug, id).await?;
+        let groups = muster_app::groups::of_user(&s.app, &c.caller, &c.slug, id).await?;
+        // Names of the units and workspaces roles are held in (ids otherwise).
+        let mut names: HashMap<String, String> = HashMap::new();
+        if let Some(ws) = org_wide(muster_app::workspaces::list(&s.app, &c.caller, &c.slug).await)?
+        {
+            names.extend(ws.into_iter().map(|w| (w.id, w.name)));
+        }
+        if let Some(us) = org_wide(muster_app::org_units::list(&s.app, &c.caller, &c.slug).await)? {
+            names.extend(us.into_iter().map(|u| (u.id, u.name)));
+        }
         let assignable = org_wide(muster_app::roles::list(&s.app, &c.caller, &c.slug).await)?
             .unwrap_or_default()
             .into_iter()
@@ -171,7 +192,8 @@ pub(super) async fn show(
             may_sign_out: c.may(Permission::SessionsRevoke),
             sessions,
             unit,
-            roles: roles.into_iter().map(HeldRole::from).collect(),
+            roles: roles.into_iter().map(|h| HeldRole::of(h, &names)).collect(),
+            groups,
             assignable,
             user,
             managed,
