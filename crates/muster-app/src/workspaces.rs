@@ -254,6 +254,44 @@ pub async fn members(app: &App, caller: &Caller, slug: &str, id: &str) -> Result
         .collect())
 }
 
+/// A group linked to a workspace and the roles its members get there.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedGroup {
+    pub id: String,
+    pub name: String,
+    /// Provisioned by the organization's IdP over SCIM: its members follow
+    /// the IdP.
+    pub from_idp: bool,
+    pub roles: Vec<String>,
+}
+
+/// The groups linked to the workspace (`users.read` there).
+pub async fn linked_groups(
+    app: &App,
+    caller: &Caller,
+    slug: &str,
+    id: &str,
+) -> Result<Vec<LinkedGroup>> {
+    let org = crate::caller::org(app, caller, slug).await?;
+    let ws = find(app, &org.id, id).await?;
+    require_in_workspace(caller, &org.id, &ws.id, Permission::UsersRead)?;
+    let mut out: Vec<LinkedGroup> = Vec::new();
+    for (gid, name, managed_by, role) in
+        muster_store::workspaces::linked_groups(&app.db, &org.id, &ws.id).await?
+    {
+        match out.last_mut() {
+            Some(g) if g.id == gid => g.roles.push(role),
+            _ => out.push(LinkedGroup {
+                id: gid,
+                name,
+                from_idp: managed_by == muster_core::users::ManagedBy::Scim.as_str(),
+                roles: vec![role],
+            }),
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {

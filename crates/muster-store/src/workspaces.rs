@@ -117,6 +117,21 @@ pub async fn members(db: &Db, org_id: &str, ws_id: &str) -> Result<Vec<Held>> {
         .bind(org_id).bind(ws_id).fetch_all(c).await)?)
 }
 
+/// The groups linked to the workspace, each with a role its members get
+/// there: (group id, group name, managed by, role key), by group name.
+pub async fn linked_groups(
+    db: &Db,
+    org_id: &str,
+    ws_id: &str,
+) -> Result<Vec<(String, String, String, String)>> {
+    Ok(on_db!(db, c => sqlx::query_as(
+        "SELECT g.id, g.name, g.managed_by, r.role_key
+         FROM role_assignments a JOIN groups g ON g.id = a.group_id JOIN roles r ON r.id = a.role_id
+         WHERE a.org_id = $1 AND a.scope_kind = 'workspace' AND a.scope_id = $2
+         ORDER BY g.name, g.id, r.role_key")
+        .bind(org_id).bind(ws_id).fetch_all(c).await)?)
+}
+
 /// The roles one user holds in one workspace (or in every workspace, with
 /// `ws_id` `None`), directly or through groups: (workspace id, role key,
 /// permissions, group id).

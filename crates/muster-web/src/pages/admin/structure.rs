@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use muster_app::AppError;
 use muster_app::org_units::{NewOrgUnit, OrgUnitUpdate, OrgUnitView};
-use muster_app::workspaces::{MemberView, Principal, RoleInput, WorkspaceInput, WorkspaceView};
+use muster_app::workspaces::{
+    LinkedGroup, MemberView, Principal, RoleInput, WorkspaceInput, WorkspaceView,
+};
 use muster_core::Permission;
-use muster_core::Scope;
 use std::collections::HashMap;
 
 type Fields = HashMap<String, String>;
@@ -154,14 +155,6 @@ pub async fn change(
     }
 }
 
-/// A group linked to the workspace and the roles its members get there.
-struct Linked {
-    id: String,
-    name: String,
-    roles: String,
-    scim: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "admin/workspace.html")]
 struct WorkspacePage<'a> {
@@ -170,7 +163,7 @@ struct WorkspacePage<'a> {
     /// Each member, and whether it holds a role here of its own (not only
     /// through a group).
     members: Vec<(MemberView, bool)>,
-    linked: Vec<Linked>,
+    linked: Vec<LinkedGroup>,
     /// `(id, name)` of the groups that may be linked.
     groups: Vec<(String, String)>,
     /// `(key, name)` of the roles that may be given.
@@ -206,26 +199,7 @@ async fn show_workspace(
                 r.via_group = r.via_group.as_deref().map(name_of);
             }
         }
-        let mut linked: Vec<Linked> = Vec::new();
-        for a in muster_app::roles::assignments(app, caller, slug, None, None).await? {
-            let (Some(g), Scope::Workspace(wid)) = (&a.group_id, &a.scope) else {
-                continue;
-            };
-            if *wid != w.id {
-                continue;
-            }
-            match linked.iter_mut().find(|l| l.id == *g) {
-                Some(l) => l.roles = format!("{}, {}", l.roles, a.role_key),
-                None => linked.push(Linked {
-                    id: g.clone(),
-                    name: name_of(g),
-                    roles: a.role_key.clone(),
-                    scim: all
-                        .iter()
-                        .any(|x| x.id == *g && x.managed_by.as_str() == "scim"),
-                }),
-            }
-        }
+        let linked = muster_app::workspaces::linked_groups(app, caller, slug, id).await?;
         let roles = muster_app::roles::list(app, caller, slug)
             .await?
             .into_iter()
