@@ -99,6 +99,17 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/scim/tokens/{id}/{action}", post(scim::act))
 }
 
+/// A part of a page that needs a permission the caller may lack (often
+/// organization-wide): hidden (`None`) when the caller's role does not
+/// reach it, while the rest of the page shows.
+pub(super) fn org_wide<T>(r: Result<T, AppError>) -> Result<Option<T>, AppError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(AppError::Forbidden(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// One entry of the console's navigation.
 pub(crate) struct NavItem {
     pub href: &'static str,

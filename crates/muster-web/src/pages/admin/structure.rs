@@ -185,9 +185,12 @@ async fn show_workspace(
     let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
     let built = async {
         let w = muster_app::workspaces::get(app, caller, slug, id).await?;
-        let all = muster_app::groups::list(app, caller, slug, None, Some(500))
-            .await?
-            .items;
+        // Group names need organization-wide `users.read`; without it the
+        // page shows ids and no linking.
+        let all =
+            super::org_wide(muster_app::groups::list(app, caller, slug, None, Some(500)).await)?
+                .map(|p| p.items)
+                .unwrap_or_default();
         let name_of = |g: &str| {
             all.iter()
                 .find(|x| x.id == g)
@@ -199,9 +202,11 @@ async fn show_workspace(
                 r.via_group = r.via_group.as_deref().map(name_of);
             }
         }
-        let linked = muster_app::workspaces::linked_groups(app, caller, slug, id).await?;
-        let roles = muster_app::roles::list(app, caller, slug)
-            .await?
+        let linked =
+            super::org_wide(muster_app::workspaces::linked_groups(app, caller, slug, id).await)?
+                .unwrap_or_default();
+        let roles = super::org_wide(muster_app::roles::list(app, caller, slug).await)?
+            .unwrap_or_default()
             .into_iter()
             .map(|r| (r.key, r.name))
             .collect();

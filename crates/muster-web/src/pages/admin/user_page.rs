@@ -3,7 +3,7 @@
 //! verification, devices, and the lifecycle actions the state allows.
 
 use super::user_actions::{Action, actions_for};
-use super::{Chrome, Console, readable};
+use super::{Chrome, Console, org_wide, readable};
 use crate::AppState;
 use crate::extract::Ctx;
 use axum::extract::{Path, Query, State};
@@ -206,16 +206,6 @@ pub(super) async fn show(
     match built.await {
         Ok(page) => c.send(s, super::render(status, &page)),
         Err(e) => c.error_page(s, e),
-    }
-}
-
-/// A part of the page that needs organization-wide permission: hidden
-/// (`None`) when the caller's role does not reach it.
-fn org_wide<T>(r: Result<T, AppError>) -> Result<Option<T>, AppError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(AppError::Forbidden(_)) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 
