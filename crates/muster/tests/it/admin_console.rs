@@ -257,6 +257,7 @@ async fn owner_invites_promotes_and_deactivates_in_a_browser(t: TestApp) {
     b.click("#events tbody a").await;
     b.wait_for("id=\"changes\"").await;
     assert_eq!(b.text("#event-action").await, "user.deactivate");
+    b.screenshot(&shot("admin-audit-event")).await;
     let changes = b.text("#changes").await;
     assert!(
         changes.contains("active") && changes.contains("deactivated"),
@@ -427,10 +428,26 @@ async fn roles_and_groups_from_the_console_in_a_browser(t: TestApp) {
         "{roles}"
     );
     b.screenshot(&shot("admin-roles")).await;
+    let helpdesk = t
+        .scalar_text("SELECT id FROM roles WHERE role_key = 'helpdesk'")
+        .await;
+    b.goto(&format!("{base}/admin/roles/{helpdesk}")).await;
+    b.wait_for("id=\"save-role\"").await;
+    assert!(
+        b.text("#role-summary")
+            .await
+            .contains("Suspend, deactivate")
+    );
+    b.screenshot(&shot("admin-role")).await;
+    b.goto(&format!("{base}/admin/step-up?next=/admin/roles"))
+        .await;
+    b.wait_for("id=\"step-up\"").await;
+    b.screenshot(&shot("admin-step-up")).await;
 
     // A group that gives it; Ann joins and gets the console on her next request.
     b.click("nav a[href='/admin/groups']").await;
     b.wait_for("id=\"create-group\"").await;
+    b.screenshot(&shot("admin-groups")).await;
     b.fill("#name", "Support").await;
     b.click("#create-group").await;
     b.wait_for("The group is created").await;
@@ -548,6 +565,7 @@ async fn webhooks_from_the_console_in_a_browser(t: TestApp) {
         rows.contains("delivered") && rows.contains("pending"),
         "{rows}"
     );
+    b.screenshot(&shot("admin-webhook")).await;
     b.click("#deliveries tbody tr:first-child button").await;
     b.wait_for("Sent again: delivered").await;
     assert_eq!(
