@@ -1,6 +1,6 @@
 //! The record that someone took the user list out of Muster. An export
-//! carries personal data, so the audit log says who took which selection
-//! and how many rows, as it says who read or changed anything else.
+//! carries personal data, so the audit log says who took which selection,
+//! as it says who read or changed anything else.
 
 use super::ListParams;
 use crate::audit::{self, Event};
@@ -9,16 +9,11 @@ use crate::{App, Caller, Result};
 use muster_core::Permission;
 use serde_json::{Map, Value, json};
 
-/// Records `users.exported` (a security event) once an export of `rows`
-/// users selected by `p` has been read; `users.read` is needed, as for the
-/// reading itself.
-pub async fn exported(
-    app: &App,
-    caller: &Caller,
-    org_slug: &str,
-    p: &ListParams,
-    rows: usize,
-) -> Result<()> {
+/// Records `users.exported` (a security event): the users `p` selects are
+/// about to be sent. Recorded before the first byte leaves (the export is
+/// streamed, so its size is known only at its end); `users.read` is
+/// needed, as for the reading itself.
+pub async fn exported(app: &App, caller: &Caller, org_slug: &str, p: &ListParams) -> Result<()> {
     let (org, _) = org_reach(app, caller, org_slug, Permission::UsersRead).await?;
     let mut filters = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -35,7 +30,6 @@ pub async fn exported(
     let mut tx = app.db.begin().await?;
     let ev = Event::new(&org.id, "users.exported")
         .target("organization", &org.id)
-        .detail("rows", rows)
         .detail("filters", Value::Object(filters))
         .security();
     audit::record(app, &mut tx, caller, ev).await?;

@@ -504,14 +504,51 @@ async fn a_role_says_what_it_will_allow_before_it_is_saved(t: TestApp) {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-async fn a_user_export_is_on_the_audit_record(t: TestApp) {
+async fn a_user_export_is_streamed_and_on_the_audit_record(t: TestApp) {
     let Cast {
         owner, auditor_s, ..
     } = cast(&t).await;
+    // 1,202 users: the export crosses three of its pages of 500.
+    let mut people = String::from("Email,First Name\n");
+    for i in 0..1_200 {
+        people.push_str(&format!("p{i:04}@acme.example,=cmd{i}\n"));
+    }
+    let dir = std::env::temp_dir().join(format!("muster-exp-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("people.csv");
+    std::fs::write(&file, people).unwrap();
+    let out = crate::cli::muster(
+        &t,
+        &["import", "--org", "acme", file.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, csv) = page(&t, "/admin/users.csv", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 1_202, "a header and every user once");
+    let mut ids: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_202, "no user twice across pages");
+    assert!(
+        csv.contains("p0999@acme.example,p0999@acme.example,,'=cmd999,"),
+        "formulas defused"
+    );
+    // Filtered: the export is recorded with who took it and the filters.
     let (s, csv) = page(&t, "/admin/users.csv?state=active", Some(&auditor_s)).await;
     assert_eq!(s, StatusCode::OK);
-    let rows = csv.lines().count() - 1;
-    assert!(rows >= 2, "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2,
+        "the owner and the auditor: {csv}"
+    );
     let (_, events) = t
         .call(
             "GET",
@@ -520,11 +557,28 @@ async fn a_user_export_is_on_the_audit_record(t: TestApp) {
             None,
         )
         .await;
-    let e = &events["items"][0];
-    assert_eq!(e["changes"]["rows"], rows, "{events}");
-    assert_eq!(e["changes"]["filters"], json!({"state": "active"}));
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{events}");
+    let e = &items[1];
+    assert_eq!(
+        e["changes"]["filters"],
+        json!({"state": "active"}),
+        "{events}"
+    );
     assert_eq!(e["severity"], "SECURITY");
     assert_eq!(e["actor_kind"], "user", "{e}");
+    // A bad filter is an error page, not a broken download, and not recorded.
+    let (s, _) = page(&t, "/admin/users.csv?state=gone", Some(&auditor_s)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, events) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/audit-events?action=users.exported",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
 }
 
 both!(
@@ -532,5 +586,5 @@ both!(
     mfa_groups_and_risky_networks_are_set_from_the_console,
     workspace_roles_and_linked_groups_from_the_console,
     a_role_says_what_it_will_allow_before_it_is_saved,
-    a_user_export_is_on_the_audit_record,
+    a_user_export_is_streamed_and_on_the_audit_record,
 );

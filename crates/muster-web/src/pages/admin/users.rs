@@ -162,8 +162,34 @@ fn csv_field(v: &str) -> String {
     }
 }
 
+const CSV_HEADER: &str = "id,email,user_name,display_name,given_name,family_name,state,source,managed_by,email_verified,created_at,updated_at\r\n";
+
+/// One user as a CSV line.
+fn csv_row(u: &muster_app::users::UserView) -> String {
+    let row = [
+        u.id.as_str(),
+        &u.email,
+        &u.user_name,
+        u.profile.display_name.as_deref().unwrap_or(""),
+        u.profile.given_name.as_deref().unwrap_or(""),
+        u.profile.family_name.as_deref().unwrap_or(""),
+        u.state.as_str(),
+        u.source.as_str(),
+        u.managed_by.as_str(),
+        if u.email_verified { "true" } else { "false" },
+        &u.created_at,
+        &u.updated_at,
+    ];
+    let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+    format!("{}\r\n", fields.join(","))
+}
+
 /// The users the filters select, as CSV: profile and lifecycle columns
-/// only, never a credential.
+/// only, never a credential. Streamed a page at a time, so a million users
+/// are never held in memory and the download starts at once; a slow reader
+/// slows the reading. The first page is read, and the export recorded,
+/// before anything is sent: a bad filter is an error page, and an export
+/// the audit log cannot name does not leave.
 pub async fn export(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
@@ -174,45 +200,48 @@ pub async fn export(
     let mut p = params(&q);
     p.limit = Some(500);
     p.cursor = None;
-    let mut rows = 0usize;
-    let mut out = String::from(
-        "id,email,user_name,display_name,given_name,family_name,state,source,managed_by,email_verified,created_at,updated_at\r\n",
-    );
-    loop {
-        let page = match muster_app::users::list(&s.app, &c.caller, &c.slug, p.clone()).await {
-            Ok(page) => page,
-            Err(e) => return c.error_page(&s, e),
-        };
-        for u in &page.items {
-            let row = [
-                u.id.as_str(),
-                &u.email,
-                &u.user_name,
-                u.profile.display_name.as_deref().unwrap_or(""),
-                u.profile.given_name.as_deref().unwrap_or(""),
-                u.profile.family_name.as_deref().unwrap_or(""),
-                u.state.as_str(),
-                u.source.as_str(),
-                u.managed_by.as_str(),
-                if u.email_verified { "true" } else { "false" },
-                &u.created_at,
-                &u.updated_at,
-            ];
-            let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
-            rows += 1;
-        }
-        match page.next_cursor {
-            Some(cur) => p.cursor = Some(cur),
-            None => break,
-        }
-    }
-    // Recorded before the file leaves: an export the log cannot name is not sent.
-    if let Err(e) = muster_app::users::exported(&s.app, &c.caller, &c.slug, &p, rows).await {
+    let first = match muster_app::users::list(&s.app, &c.caller, &c.slug, p.clone()).await {
+        Ok(page) => page,
+        Err(e) => return c.error_page(&s, e),
+    };
+    if let Err(e) = muster_app::users::exported(&s.app, &c.caller, &c.slug, &p).await {
         return c.error_page(&s, e);
     }
-    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let (app, caller, slug) = (s.app.clone(), c.caller.clone(), c.slug.clone());
+    tokio::spawn(async move {
+        let mut page = first;
+        let mut buf = CSV_HEADER.as_bytes().to_vec();
+        loop {
+            for u in &page.items {
+                buf.extend_from_slice(csv_row(u).as_bytes());
+            }
+            if tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                return; // the client went away
+            }
+            let Some(cursor) = page.next_cursor.take() else {
+                return;
+            };
+            p.cursor = Some(cursor);
+            page = match muster_app::users::list(&app, &caller, &slug, p.clone()).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a user export stopped early");
+                    let stopped = std::io::Error::other("the export stopped early");
+                    let _ = tx.send(Err(stopped)).await;
+                    return;
+                }
+            };
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut res = (
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response();
     res.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"users.csv\""),
