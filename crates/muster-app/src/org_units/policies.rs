@@ -262,7 +262,8 @@ pub async fn of_user(
 /// Sets (`Some`) or removes (`None`, inheriting again) one policy of a unit
 /// (`policies.write` reaching it). The root's policies are the
 /// organization's, set at `/orgs/{org}/<name>-policy`. An access policy
-/// that would refuse the caller's own request is refused unless
+/// that would refuse the caller's own request — set here, or inherited
+/// from above once this one is removed — is refused unless
 /// `opts.confirm_lockout`, as at the organization's level.
 pub async fn set(
     app: &App,
@@ -289,14 +290,30 @@ pub async fn set(
         },
         None => None,
     };
-    if let Some(v) = value
-        .as_ref()
-        .filter(|_| name == "access" && !opts.confirm_lockout)
-    {
-        shuts_out_caller(app, caller, &org.id, &unit, v).await?;
+    if name == "access" && !opts.confirm_lockout {
+        let then = match &value {
+            Some(v) => v.clone(),
+            None => inherited_access(app, &org.id, &unit).await?,
+        };
+        shuts_out_caller(app, caller, &org.id, &unit, &then).await?;
     }
     save(app, caller, &org.id, &unit.id, key, value).await?;
     of_unit(app, caller, slug, id).await
+}
+
+/// The access policy `unit` would hold without its own: its parent's.
+async fn inherited_access(app: &App, org_id: &str, unit: &OrgUnitRow) -> Result<Value> {
+    let parent = match &unit.parent_id {
+        Some(p) => muster_store::org_units::get(&app.db, org_id, p).await?,
+        None => None,
+    };
+    let Some(parent) = parent else {
+        return Ok(Value::Null);
+    };
+    Ok(effective(app, org_id, &parent)
+        .await?
+        .remove("access")
+        .map_or(Value::Null, |v| v.value))
 }
 
 /// Refuses an access policy for `unit` that would refuse the caller's own
@@ -328,7 +345,10 @@ async fn shuts_out_caller(
     if nearer {
         return Ok(());
     }
-    let p: muster_core::access_policy::AccessPolicy = parse("access", policy.clone())?;
+    let p: muster_core::access_policy::AccessPolicy = match policy {
+        Value::Null => return Ok(()),
+        v => parse("access", v.clone())?,
+    };
     let rules = p
         .compile()
         .map_err(|e| AppError::invalid(e.field, e.message))?;

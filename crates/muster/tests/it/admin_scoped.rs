@@ -214,6 +214,52 @@ async fn a_units_policies_are_set_and_inherited_again_from_the_console(t: TestAp
         held(&t, &owner, &eu).await["access"]["source"]["level"],
         "org_unit"
     );
+    // Inheriting again is checked too: with the organization denying that
+    // network and Europe allowing everything, removing Europe's own policy
+    // would shut the owner out.
+    let from = async |ip: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        t.call_from(
+            (ip, "curl/8"),
+            method,
+            &format!("/api/v1/orgs/acme{path}"),
+            Some(&owner),
+            body,
+        )
+        .await
+    };
+    let (s, v) = from(
+        "192.0.2.9",
+        "PUT",
+        &format!("/org-units/{eu}/policies/access"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = from("192.0.2.9", "PUT", "/access-policy", Some(deny.clone())).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the owner is in Europe, which allows it: {v}"
+    );
+    let clear = format!("/org-units/{eu}/policies/access");
+    let (s, v) = from("198.51.100.7", "DELETE", &clear, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        held(&t, &owner, &eu).await["access"]["source"]["level"],
+        "org_unit"
+    );
+    let (s, v) = from(
+        "198.51.100.7",
+        "DELETE",
+        &format!("{clear}?confirm_lockout=true"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        held(&t, &owner, &eu).await["access"]["source"]["level"],
+        "organization"
+    );
 }
 
 async fn mfa_groups_and_risky_networks_are_set_from_the_console(t: TestApp) {

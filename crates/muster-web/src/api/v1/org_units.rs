@@ -109,26 +109,20 @@ pub async fn set_policy(
     ))
 }
 
-/// Removes the unit's own policy: it inherits again.
+/// Removes the unit's own policy: it inherits again. Removing an access
+/// policy that leaves the caller's own request refused by the one above
+/// needs `confirm_lockout=true`.
 #[utoipa::path(delete, path = "/orgs/{org}/org-units/{id}/policies/{policy}", tag = "org units",
-    params(("org" = String, Path), ("id" = String, Path), ("policy" = String, Path)),
-    responses((status = 200, body = EffectivePolicy), (status = 404, body = crate::error::Problem)))]
+    params(("org" = String, Path), ("id" = String, Path), ("policy" = String, Path), SaveOptions),
+    responses((status = 200, body = EffectivePolicy), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn clear_policy(
     State(s): State<AppState>,
     Auth(c): Auth,
     Path((org, id, policy)): Path<(String, String, String)>,
+    Query(opts): Query<SaveOptions>,
 ) -> Result<Json<EffectivePolicy>, ApiError> {
     Ok(Json(
-        muster_app::org_units::policies::set(
-            &s.app,
-            &c,
-            &org,
-            &id,
-            &policy,
-            None,
-            &SaveOptions::default(),
-        )
-        .await?,
+        muster_app::org_units::policies::set(&s.app, &c, &org, &id, &policy, None, &opts).await?,
     ))
 }
 
