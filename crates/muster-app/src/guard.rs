@@ -150,6 +150,21 @@ pub(crate) async fn rejected(
     Ok(e)
 }
 
+/// The conflict answered when access rules about to be saved would refuse
+/// the request saving them (wherever they are set), unless confirmed.
+pub(crate) fn refuse_lockout(app: &App, rules: &Compiled, ctx: &Context) -> Result<()> {
+    match refusal(app, rules, ctx) {
+        Some(r) => Err(AppError::Conflict {
+            field: "confirm_lockout",
+            message: format!(
+                "this policy would refuse your own current request ({} rule); save with confirm_lockout=true if that is intended",
+                r.as_str()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 pub struct SaveOptions {
     /// Save even though the policy would refuse the caller's own current
@@ -186,16 +201,8 @@ pub async fn set_policy(
         Ok(c) => c,
         Err(e) => return Err(rejected(app, caller, &org.id, "access", e).await?),
     };
-    if let Some(r) = refusal(app, &compiled, &caller.ctx)
-        && !opts.confirm_lockout
-    {
-        return Err(AppError::Conflict {
-            field: "confirm_lockout",
-            message: format!(
-                "this policy would refuse your own current request ({} rule); save with confirm_lockout=true if that is intended",
-                r.as_str()
-            ),
-        });
+    if !opts.confirm_lockout {
+        refuse_lockout(app, &compiled, &caller.ctx)?;
     }
     crate::orgs::update_setting(
         app,

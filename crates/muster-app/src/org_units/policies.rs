@@ -352,16 +352,7 @@ async fn shuts_out_caller(
     let rules = p
         .compile()
         .map_err(|e| AppError::invalid(e.field, e.message))?;
-    match crate::guard::refusal(app, &rules, &caller.ctx) {
-        Some(r) => Err(AppError::Conflict {
-            field: "confirm_lockout",
-            message: format!(
-                "this policy would refuse your own current request ({} rule); save with confirm_lockout=true if that is intended",
-                r.as_str()
-            ),
-        }),
-        None => Ok(()),
-    }
+    crate::guard::refuse_lockout(app, &rules, &caller.ctx)
 }
 
 async fn save(

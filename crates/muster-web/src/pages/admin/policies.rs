@@ -200,19 +200,21 @@ pub async fn page(
 
 /// Saves what the form describes where it acts: the organization's policy
 /// or the unit's own (each with the lockout check) — or lets the unit
-/// inherit again.
+/// inherit again. Returns the policy that now holds there and, for a unit,
+/// what holds in it as `set` answers it (where each policy comes from).
 async fn store(
     s: &AppState,
     c: &Console,
     here: Option<&Here>,
     f: &Fields,
-) -> Result<AccessPolicy, AppError> {
+) -> Result<(AccessPolicy, Option<Here>), AppError> {
     let (app, caller, slug) = (&s.app, &c.caller, c.slug.as_str());
     let opts = || muster_app::guard::SaveOptions {
         confirm_lockout: f.confirm_lockout,
     };
     let Some(h) = here else {
-        return muster_app::guard::set_policy(app, caller, slug, f.policy()?, opts()).await;
+        let p = muster_app::guard::set_policy(app, caller, slug, f.policy()?, opts()).await?;
+        return Ok((p, None));
     };
     let value = if f.inherit {
         None
@@ -222,10 +224,12 @@ async fn store(
     let held =
         muster_app::org_units::policies::set(app, caller, slug, &h.id, "access", value, &opts())
             .await?;
-    held.policies
+    let p = held
+        .policies
         .get("access")
         .and_then(|v| serde_json::from_value(v.value.clone()).ok())
-        .ok_or_else(unreadable)
+        .ok_or_else(unreadable)?;
+    Ok((p, Here::of(held)))
 }
 
 pub async fn save(
@@ -244,7 +248,7 @@ pub async fn save(
         Err(e) => return c.error_page(&s, e),
     };
     match store(&s, &c, here.as_ref(), &f).await {
-        Ok(p) => {
+        Ok((p, now)) => {
             let note = match &here {
                 None => "The access policy is saved: it applies to every sign-in from now on."
                     .to_owned(),
@@ -254,16 +258,11 @@ pub async fn save(
                     h.name
                 ),
             };
-            // Read again, so that where it comes from is told afresh.
-            let here = match here_of(&s, &c, f.unit.as_deref()).await {
-                Ok(h) => h,
-                Err(e) => return c.error_page(&s, e),
-            };
             render(
                 &s,
                 &c,
                 StatusCode::OK,
-                here,
+                now,
                 Fields::of(&p),
                 false,
                 Some(note),

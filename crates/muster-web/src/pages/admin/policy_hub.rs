@@ -46,6 +46,17 @@ pub(super) struct Here {
 }
 
 impl Here {
+    /// What holds in a unit, as the forms show it; `None` for the root
+    /// (its policies are the organization's).
+    pub(super) fn of(held: EffectivePolicy) -> Option<Self> {
+        held.org_unit.parent_id.as_ref()?;
+        Some(Self {
+            id: held.org_unit.id.clone(),
+            name: held.org_unit.name.clone(),
+            held,
+        })
+    }
+
     /// The policy that holds in the unit, read into its type.
     pub(super) fn value<T: DeserializeOwned + Default>(&self, name: &str) -> T {
         self.held
@@ -195,14 +206,7 @@ pub(super) async fn here_of(
         return Ok(None);
     };
     let held = muster_app::org_units::policies::of_unit(&s.app, &c.caller, &c.slug, id).await?;
-    if held.org_unit.parent_id.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Here {
-        id: held.org_unit.id.clone(),
-        name: held.org_unit.name.clone(),
-        held,
-    }))
+    Ok(Here::of(held))
 }
 
 async fn show(
