@@ -140,3 +140,33 @@ pub async fn set_hidden(tx: &mut Tx, org_id: &str, user_id: &str, hidden: bool) 
         .bind(org_id).bind(user_id).bind(hidden).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Folds the changes appended to PostgreSQL's SCIM user counts into each
+/// organization's count (migration 0021); returns how many organizations
+/// changed. One statement: a reader sees the deltas either before or after
+/// it, never both and never neither. Two instances folding at once cannot
+/// count a delta twice: the second `DELETE` waits for the first and then
+/// finds the row gone. A no-op on SQLite, whose triggers keep the count.
+pub async fn fold_counts(db: &Db) -> Result<u64> {
+    let Db::Postgres(pool) = db else {
+        return Ok(0);
+    };
+    let folded = sqlx::query(
+        "WITH moved AS (DELETE FROM scim_user_count_deltas RETURNING org_id, delta) \
+         INSERT INTO scim_user_counts (org_id, n) \
+         SELECT m.org_id, CAST(SUM(m.delta) AS BIGINT) FROM moved m \
+         JOIN orgs o ON o.id = m.org_id GROUP BY m.org_id \
+         ON CONFLICT (org_id) DO UPDATE SET n = scim_user_counts.n + EXCLUDED.n",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if folded > 0 {
+        // The deleted deltas are dead rows every read of the count would
+        // step over until vacuumed; autovacuum may be off (`statistics`).
+        sqlx::raw_sql("VACUUM scim_user_count_deltas")
+            .execute(pool)
+            .await?;
+    }
+    Ok(folded)
+}

@@ -428,12 +428,16 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
         })
     };
     // PostgreSQL plans with statistics that autovacuum may never refresh
-    // (it can be off); stale ones leave bad generic plans cached.
+    // (it can be off); stale ones leave bad generic plans cached. The same
+    // loop folds the SCIM user counts' appended changes (migration 0021).
     let statistics = {
         let db = app.db.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                if let Err(e) = muster_app::scim::fold_counts(&db).await {
+                    tracing::error!(error = %e, "folding the SCIM user counts failed");
+                }
                 match muster_app::statistics::analyze_stale(&db).await {
                     Ok(t) if !t.is_empty() => tracing::debug!(tables = ?t, "analyzed"),
                     Ok(_) => {}

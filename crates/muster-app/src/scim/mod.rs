@@ -8,6 +8,9 @@ pub mod tokens;
 mod user_create;
 pub mod users;
 
+/// PostgreSQL's SCIM user counts are folded by the server every few seconds.
+pub use muster_store::scim::fold_counts;
+
 use crate::{App, AppError, Result};
 use muster_scim::filter::{AttrPath, Filter};
 use muster_scim::project::Projection;

@@ -410,9 +410,10 @@ pub async fn emails_of(db: &Db, org_id: &str, ids: &[&str]) -> Result<Vec<(Strin
     })
 }
 
-/// How many users SCIM sees in the organization: on SQLite the count its
-/// triggers keep, on PostgreSQL a count over the `users_scim` index
-/// (migration 0003 says why).
+/// How many users SCIM sees in the organization, without counting them: on
+/// SQLite the count its triggers keep (migration 0003), on PostgreSQL the
+/// folded count plus the changes appended since (migration 0021,
+/// `scim::fold_counts`), one statement so one snapshot.
 pub async fn count_scim(db: &Db, org_id: &str) -> Result<i64> {
     Ok(
         on_db!(db, c => sqlx::query_scalar(count_sql(db.backend())).bind(org_id).fetch_one(c).await)?,
@@ -425,7 +426,9 @@ fn count_sql(b: crate::Backend) -> &'static str {
             "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM scim_user_counts WHERE org_id = $1"
         }
         crate::Backend::Postgres => {
-            "SELECT COUNT(*) FROM users WHERE org_id = $1 AND scim_hidden = FALSE"
+            "SELECT CAST(COALESCE((SELECT n FROM scim_user_counts WHERE org_id = $1), 0) \
+                  + COALESCE((SELECT SUM(delta) FROM scim_user_count_deltas WHERE org_id = $1), 0) \
+             AS BIGINT)"
         }
     }
 }

@@ -1,6 +1,8 @@
 //! SCIM at volume: `startIndex` pages (read backwards past the middle) agree
-//! with cursor order at every position; `totalResults` (kept by trigger)
-//! follows creations, IdP deletions, re-provisioning and hard deletes; and
+//! with cursor order at every position; `totalResults` (kept by trigger;
+//! on PostgreSQL a folded base plus appended changes) follows creations, IdP
+//! deletions, re-provisioning and hard deletes, before and after each fold and
+//! with folds racing the writes; and
 //! concurrent creations, written together on SQLite (group commit), each get
 //! the outcome they would have had alone.
 
@@ -70,6 +72,24 @@ async fn assert_pages_agree(t: &TestApp, tok: &str, order: &[String]) {
     }
 }
 
+/// Folds PostgreSQL's appended count changes (what the server does every few
+/// seconds); answers whether anything was folded. SQLite has nothing to fold.
+async fn fold(t: &TestApp) -> bool {
+    let folded = muster_testkit::muster_app::scim::fold_counts(&t.app.db)
+        .await
+        .unwrap();
+    if t.app.db.backend() == muster_testkit::muster_app::Backend::Sqlite {
+        assert_eq!(folded, 0);
+    }
+    folded > 0
+}
+
+async fn total(t: &TestApp, tok: &str) -> Value {
+    let (s, _, v) = scim(t, "GET", "/Users?count=0", tok, None, &[]).await;
+    assert_eq!(s, 200, "{v}");
+    v["totalResults"].clone()
+}
+
 async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t: TestApp) {
     let admin = t.org_with_owner("acme").await;
     let tok = scim_token(&t, &admin, "acme").await;
@@ -94,6 +114,14 @@ async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t:
     sorted.sort();
     assert_eq!(order, sorted, "cursor pages are in id order");
     assert_pages_agree(&t, &tok, &order).await;
+    // Folded, the total is the same; a second fold finds nothing.
+    let postgres = fold(&t).await;
+    assert_eq!(
+        postgres,
+        t.app.db.backend() == muster_testkit::muster_app::Backend::Postgres
+    );
+    assert!(!fold(&t).await);
+    assert_pages_agree(&t, &tok, &order).await;
 
     // The IdP deletes a user (the default policy keeps the account): it leaves
     // every page and the total; the same externalId brings it back.
@@ -106,8 +134,9 @@ async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t:
     assert_pages_agree(&t, &tok, &order).await;
     let back = new_user(&t, &tok, "u3", json!({"externalId": "X3"})).await;
     assert_eq!(back["id"], gone.as_str());
-    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &tok, None, &[]).await;
-    assert_eq!(v["totalResults"], 8);
+    assert_eq!(total(&t, &tok).await, 8);
+    assert_eq!(fold(&t).await, postgres, "the hide and show were appended");
+    assert_eq!(total(&t, &tok).await, 8);
 
     // Deleted for good under the "delete" policy: the total follows too.
     let (s, _) = t
@@ -132,9 +161,11 @@ async fn start_index_pages_match_cursor_order_and_totals_follow_the_lifecycle(t:
     let order = all_by_cursor(&t, &tok).await;
     assert_eq!(order.len(), 7);
     assert_pages_agree(&t, &tok, &order).await;
-    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &other_tok, None, &[]).await;
+    fold(&t).await;
+    assert_eq!(total(&t, &tok).await, 7);
     assert_eq!(
-        v["totalResults"], 2,
+        total(&t, &other_tok).await,
+        2,
         "the other organization: its owner and one user"
     );
 }
@@ -153,7 +184,15 @@ async fn concurrent_creations_each_get_their_own_outcome(t: TestApp) {
         let (t, tok) = (&t, &tok);
         async move { scim(t, "POST", "/Users", tok, Some(body), &[]).await }
     });
-    let results = futures::future::join_all(calls).await;
+    // Folds race the creations (two instances may fold at once): no change
+    // is lost or counted twice.
+    let folds = async {
+        for _ in 0..6 {
+            futures::future::join(fold(&t), fold(&t)).await;
+            tokio::task::yield_now().await;
+        }
+    };
+    let (results, ()) = futures::future::join(futures::future::join_all(calls), folds).await;
     let mut created = 0;
     for (n, (s, _, v)) in names.iter().zip(&results) {
         match s.as_u16() {
@@ -166,8 +205,9 @@ async fn concurrent_creations_each_get_their_own_outcome(t: TestApp) {
         }
     }
     assert_eq!(created, 12 + 4, "every distinct user exactly once");
-    let (_, _, v) = scim(&t, "GET", "/Users?count=0", &tok, None, &[]).await;
-    assert_eq!(v["totalResults"], 1 + 16);
+    assert_eq!(total(&t, &tok).await, 1 + 16);
+    fold(&t).await;
+    assert_eq!(total(&t, &tok).await, 1 + 16);
     for i in 0..4 {
         let q = format!("/Users?filter=userName%20eq%20%22dup-{i}%22");
         let (_, _, v) = scim(&t, "GET", &q, &tok, None, &[]).await;
