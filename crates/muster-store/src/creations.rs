@@ -1,13 +1,21 @@
-//! Many new users on PostgreSQL in four statements, whatever their number:
-//! one multi-row `INSERT` per table. A batch of 500 users as one statement
-//! per row costs 1,500 round trips inside the transaction, which bounded
-//! imports and SCIM Bulk at about 700 users a second (BENCHMARKS.md).
+//! New users on PostgreSQL in one statement per chunk, whatever their number:
+//! a data-modifying `WITH` that inserts the users, their role assignments,
+//! their audit events and the sealer's queue entries. A batch of 500 users as
+//! one statement per row cost 1,500 round trips inside the transaction, which
+//! bounded imports and SCIM Bulk at about 700 users a second (BENCHMARKS.md);
+//! a single creation sent as its own transaction cost five round trips
+//! (`BEGIN`, three inserts, `COMMIT`) where one statement, committed on its
+//! own, needs one. The foreign keys between the parts hold: PostgreSQL checks
+//! them at the end of the statement, when every part is written.
 
 use crate::users::NewUser;
-use crate::{Result, Tx};
+use crate::{Db, Result, Tx};
 
-/// Rows per statement: PostgreSQL takes at most 65,535 parameters.
-const CHUNK: usize = 1000;
+/// PostgreSQL takes at most 65,535 parameters in one statement.
+const MAX_PARAMS: usize = 65_000;
+const USER_PARAMS: usize = 22;
+const ASSIGNMENT_PARAMS: usize = 10;
+const EVENT_PARAMS: usize = 12;
 
 fn values(from: &mut usize, rows: usize, cols: usize) -> String {
     let mut out = Vec::with_capacity(rows);
@@ -21,6 +29,68 @@ fn values(from: &mut usize, rows: usize, cols: usize) -> String {
     out.join(", ")
 }
 
+fn params_of(u: &NewUser<'_>) -> usize {
+    USER_PARAMS + EVENT_PARAMS + ASSIGNMENT_PARAMS * u.assignments.len()
+}
+
+/// Consecutive runs of `users` that each fit in one statement.
+fn chunks<'a, 'b>(users: &'a [NewUser<'b>]) -> Vec<&'a [NewUser<'b>]> {
+    split(users, params_of, MAX_PARAMS)
+}
+
+/// Consecutive runs of `items` whose costs add up to at most `max` each (an
+/// item costing more than `max` goes alone).
+fn split<T>(items: &[T], cost: impl Fn(&T) -> usize, max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        if sum + cost(item) > max && i > start {
+            out.extend(items.get(start..i));
+            (start, sum) = (i, 0);
+        }
+        sum += cost(item);
+    }
+    out.extend(items.get(start..).filter(|c| !c.is_empty()));
+    out
+}
+
+/// The one statement that writes `chunk`, with its parameters bound.
+fn statement<'q>(
+    chunk: &'q [NewUser<'q>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let assignments: Vec<_> = chunk.iter().flat_map(|u| u.assignments.iter()).collect();
+    let mut n = 0;
+    let mut sql = format!(
+        "WITH u AS (INSERT INTO users ({}, scim_values, audit_key) VALUES {}), ",
+        user_columns!(),
+        values(&mut n, chunk.len(), USER_PARAMS)
+    );
+    if !assignments.is_empty() {
+        sql.push_str(&format!(
+            "r AS (INSERT INTO role_assignments ({}) VALUES {}), ",
+            assignment_columns!(),
+            values(&mut n, assignments.len(), ASSIGNMENT_PARAMS)
+        ));
+    }
+    sql.push_str(&format!(
+        "e AS (INSERT INTO audit_events ({}) VALUES {} RETURNING id, org_id) \
+         INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e",
+        event_columns!(),
+        values(&mut n, chunk.len(), EVENT_PARAMS)
+    ));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for u in chunk {
+        q = bind_user!(q, u.row).bind(u.idp_values).bind(u.audit_key);
+    }
+    for a in assignments {
+        q = bind_assignment!(q, a);
+    }
+    for u in chunk {
+        q = bind_event!(q, u.event);
+    }
+    q
+}
+
 /// Writes `users` (none with an invitation) with their role assignments and
 /// audit events in `tx`.
 pub(crate) async fn insert_pg(tx: &mut Tx, users: &[NewUser<'_>]) -> Result<()> {
@@ -29,47 +99,48 @@ pub(crate) async fn insert_pg(tx: &mut Tx, users: &[NewUser<'_>]) -> Result<()> 
             "a PostgreSQL-only write on SQLite".into(),
         ));
     };
-    let c = &mut **t;
-    for chunk in users.chunks(CHUNK) {
-        let mut n = 0;
-        let sql = format!(
-            "INSERT INTO users ({}, scim_values, audit_key) VALUES {}",
-            user_columns!(),
-            values(&mut n, chunk.len(), 22)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for u in chunk {
-            q = bind_user!(q, u.row).bind(u.idp_values).bind(u.audit_key);
-        }
-        q.execute(&mut *c).await?;
-
-        let assignments: Vec<_> = chunk.iter().flat_map(|u| u.assignments.iter()).collect();
-        for part in assignments.chunks(CHUNK) {
-            let mut n = 0;
-            let sql = format!(
-                "INSERT INTO role_assignments ({}) VALUES {}",
-                assignment_columns!(),
-                values(&mut n, part.len(), 10)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for a in part {
-                q = bind_assignment!(q, *a);
-            }
-            q.execute(&mut *c).await?;
-        }
-
-        let mut n = 0;
-        let sql = format!(
-            "WITH e AS (INSERT INTO audit_events ({}) VALUES {} RETURNING id, org_id) \
-             INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e",
-            event_columns!(),
-            values(&mut n, chunk.len(), 12)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for u in chunk {
-            q = bind_event!(q, u.event);
-        }
-        q.execute(&mut *c).await?;
+    for chunk in chunks(users) {
+        statement(chunk).execute(&mut **t).await?;
     }
     Ok(())
+}
+
+/// Writes `users` (none with an invitation) as one statement committed on
+/// its own, when they fit in one; `false` (nothing written) when they do not.
+pub(crate) async fn insert_pg_alone(db: &Db, users: &[NewUser<'_>]) -> Result<bool> {
+    let Db::Postgres(pool) = db else {
+        return Ok(false);
+    };
+    let [chunk] = chunks(users)[..] else {
+        return Ok(false);
+    };
+    statement(chunk).execute(pool).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn runs_stay_within_the_parameter_limit_and_keep_every_item_in_order() {
+        let id = |x: &usize| *x;
+        assert!(split(&[] as &[usize], id, 10).is_empty());
+        assert_eq!(split(&[3, 3, 3], id, 10), vec![&[3, 3, 3][..]]);
+        assert_eq!(split(&[4, 4, 4], id, 10), vec![&[4, 4][..], &[4][..]]);
+        // Exactly full, then a fresh run.
+        assert_eq!(split(&[5, 5, 1], id, 10), vec![&[5, 5][..], &[1][..]]);
+        // Too big for any run: alone, never dropped.
+        assert_eq!(
+            split(&[2, 11, 2], id, 10),
+            vec![&[2][..], &[11][..], &[2][..]]
+        );
+        // 1,000 users with one role each fit one statement; 2,000 do not.
+        let user = super::USER_PARAMS + super::EVENT_PARAMS + super::ASSIGNMENT_PARAMS;
+        let (thousand, two_thousand) = (vec![user; 1000], vec![user; 2000]);
+        assert_eq!(split(&thousand, id, super::MAX_PARAMS).len(), 1);
+        let runs = split(&two_thousand, id, super::MAX_PARAMS);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 2000);
+    }
 }

@@ -212,8 +212,8 @@ async fn insert_batch(
         })
         .collect();
     // The whole batch goes at once when nothing in it conflicts (the usual
-    // case: one multi-statement transaction on SQLite, a multi-row statement
-    // per table on PostgreSQL); otherwise one savepoint per user says which
+    // case: one multi-statement transaction on SQLite, one statement writing
+    // every table on PostgreSQL); otherwise one savepoint per user says which
     // failed.
     let all_at_once = muster_store::users::insert_all(&app.db, &news)
         .await

@@ -87,13 +87,16 @@ pub async fn insert_new(
 /// the single writer is held, so the whole transaction goes as one
 /// multi-statement query: `BEGIN IMMEDIATE; …; COMMIT` (sqlx numbers `$N`
 /// across the statements), rolled back by hand if any part fails. PostgreSQL
-/// writes many users with one multi-row statement per table (`creations`);
-/// one user goes as an ordinary transaction.
+/// writes them with one statement, committed on its own, and a transaction
+/// only when they need several (`creations`).
 pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     let one_query = users.iter().all(|u| u.invitation.is_none());
+    if one_query && crate::creations::insert_pg_alone(db, users).await? {
+        return Ok(());
+    }
     let (Db::Sqlite { write, .. }, true) = (db, one_query) else {
         let mut tx = db.begin().await?;
-        if one_query && users.len() > 1 {
+        if one_query {
             crate::creations::insert_pg(&mut tx, users).await?;
         } else {
             for n in users {
