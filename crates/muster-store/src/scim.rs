@@ -164,7 +164,8 @@ pub async fn fold_counts(db: &Db) -> Result<u64> {
     if folded > 0 {
         // The deleted deltas are dead rows every read of the count would
         // step over until vacuumed; autovacuum may be off (`statistics`).
-        sqlx::raw_sql("VACUUM scim_user_count_deltas")
+        // Another instance vacuuming it already is as good: skip, not queue.
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) scim_user_count_deltas")
             .execute(pool)
             .await?;
     }

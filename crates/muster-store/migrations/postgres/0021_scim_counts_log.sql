@@ -6,7 +6,7 @@
 -- that adds, removes, hides or shows users writes one ±n row to
 -- scim_user_count_deltas, which no other writer touches. The server folds
 -- the deltas into scim_user_counts every few seconds
--- (`users::fold_scim_counts`, one statement, so a reader sees the rows either
+-- (`scim::fold_counts`, one statement, so a reader sees the rows either
 -- before or after the fold, never both); the count is the base plus the
 -- deltas not yet folded, read in one snapshot.
 CREATE TABLE scim_user_counts (
