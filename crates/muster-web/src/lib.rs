@@ -5,6 +5,7 @@
 pub mod api;
 mod client;
 mod cookies;
+mod download;
 mod error;
 mod extract;
 mod limits;

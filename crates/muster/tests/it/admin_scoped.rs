@@ -550,6 +550,19 @@ async fn a_role_says_what_it_will_allow_before_it_is_saved(t: TestApp) {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+/// The `users.exported` events of acme, as the owner reads them.
+async fn exports(t: &TestApp, owner: &str) -> serde_json::Value {
+    let (_, events) = t
+        .call(
+            "GET",
+            "/api/v1/orgs/acme/audit-events?action=users.exported",
+            Some(owner),
+            None,
+        )
+        .await;
+    events
+}
+
 async fn a_user_export_is_streamed_and_on_the_audit_record(t: TestApp) {
     let Cast {
         owner, auditor_s, ..
@@ -595,14 +608,7 @@ async fn a_user_export_is_streamed_and_on_the_audit_record(t: TestApp) {
         1 + 2,
         "the owner and the auditor: {csv}"
     );
-    let (_, events) = t
-        .call(
-            "GET",
-            "/api/v1/orgs/acme/audit-events?action=users.exported",
-            Some(&owner),
-            None,
-        )
-        .await;
+    let events = exports(&t, &owner).await;
     let items = events["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{events}");
     let e = &items[1];
@@ -616,14 +622,7 @@ async fn a_user_export_is_streamed_and_on_the_audit_record(t: TestApp) {
     // A bad filter is an error page, not a broken download, and not recorded.
     let (s, _) = page(&t, "/admin/users.csv?state=gone", Some(&auditor_s)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (_, events) = t
-        .call(
-            "GET",
-            "/api/v1/orgs/acme/audit-events?action=users.exported",
-            Some(&owner),
-            None,
-        )
-        .await;
+    let events = exports(&t, &owner).await;
     assert_eq!(events["items"].as_array().unwrap().len(), 2);
 }
 

@@ -2,7 +2,6 @@
 
 use crate::extract::{Auth, Json, Query};
 use crate::{ApiError, AppState};
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -37,21 +36,19 @@ pub async fn export(
     // Refused before the answer starts: an error after it could only cut
     // the stream short.
     let (csv, q) = q.check(&s.app, &c, &org).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let app = s.app.clone();
-    tokio::spawn(async move {
-        let head = tx.clone();
+    let body = crate::download::streamed("audit", move |tx| async move {
         if csv
-            && head
+            && tx
                 .send(Ok(
                     format!("{}\r\n", muster_app::audit::CSV_HEADER).into_bytes()
                 ))
                 .await
                 .is_err()
         {
-            return;
+            return Ok(());
         }
-        let sent = muster_app::audit::export_pages(&app, &c, &org, q, |page| {
+        muster_app::audit::export_pages(&app, &c, &org, q, |page| {
             let tx = tx.clone();
             async move {
                 let mut buf = Vec::with_capacity(page.len() * 400);
@@ -69,16 +66,8 @@ pub async fn export(
                     .map_err(|_| std::io::Error::other("the client went away"))
             }
         })
-        .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "an audit export stopped early");
-            let _ = tx
-                .send(Err(std::io::Error::other("the export stopped early")))
-                .await;
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
+        .await
+        .map(|_| ())
     });
     let (kind, ext) = if csv {
         ("text/csv; charset=utf-8", "csv")
@@ -93,7 +82,7 @@ pub async fn export(
                 format!("attachment; filename=\"audit-{ext}.{ext}\""),
             ),
         ],
-        Body::from_stream(stream),
+        body,
     )
         .into_response())
 }

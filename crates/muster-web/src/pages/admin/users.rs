@@ -207,9 +207,8 @@ pub async fn export(
     if let Err(e) = muster_app::users::exported(&s.app, &c.caller, &c.slug, &p).await {
         return c.error_page(&s, e);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let (app, caller, slug) = (s.app.clone(), c.caller.clone(), c.slug.clone());
-    tokio::spawn(async move {
+    let body = crate::download::streamed("users", move |tx| async move {
         let mut page = first;
         let mut buf = CSV_HEADER.as_bytes().to_vec();
         loop {
@@ -217,31 +216,16 @@ pub async fn export(
                 buf.extend_from_slice(csv_row(u).as_bytes());
             }
             if tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
-                return; // the client went away
+                return Ok::<(), AppError>(()); // the client went away
             }
             let Some(cursor) = page.next_cursor.take() else {
-                return;
+                return Ok(());
             };
             p.cursor = Some(cursor);
-            page = match muster_app::users::list(&app, &caller, &slug, p.clone()).await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::warn!(error = %e, "a user export stopped early");
-                    let stopped = std::io::Error::other("the export stopped early");
-                    let _ = tx.send(Err(stopped)).await;
-                    return;
-                }
-            };
+            page = muster_app::users::list(&app, &caller, &slug, p.clone()).await?;
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
-    let mut res = (
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response();
+    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
     res.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"users.csv\""),
