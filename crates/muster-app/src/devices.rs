@@ -10,9 +10,9 @@ use crate::{App, AppError, Caller, Principal, Result};
 use muster_core::Permission;
 use muster_core::access_policy::DeviceOs;
 use muster_core::audit::Context;
-use muster_store::Tx;
 use muster_store::devices::{DeviceRow, SignInRow};
 use muster_store::orgs::OrgRow;
+use muster_store::outbox::OutboxRow;
 use muster_store::users::UserRow;
 use serde::{Deserialize, Serialize};
 
@@ -44,40 +44,34 @@ pub fn name_of(ua: Option<&str>) -> String {
     format!("{browser} on {os}")
 }
 
-/// Records a successful sign-in in the caller's transaction: the device
+/// What a successful sign-in records about where it came from: the device
 /// (when the client keeps a device cookie) and the history entry the risk
-/// engine compares later sign-ins with. Queues the new-device email.
-pub(crate) async fn record_sign_in(
+/// engine compares later sign-ins with. Written with the session
+/// (`muster_store::openings`); its `device_id` is filled in there.
+pub(crate) fn sign_in_rows(
     app: &App,
-    tx: &mut Tx,
     org: &OrgRow,
     user: &UserRow,
     ctx: &Context,
     a: &Attempt,
-) -> Result<()> {
+) -> (Option<DeviceRow>, SignInRow) {
     let now = app.now_ms();
-    let device_id = match &a.device_hash {
-        Some(h) => {
-            let row = DeviceRow {
-                id: uuid::Uuid::now_v7().simple().to_string(),
-                org_id: org.id.clone(),
-                user_id: user.id.clone(),
-                secret_hash: h.clone(),
-                name: name_of(ctx.user_agent.as_deref()),
-                os: ctx
-                    .user_agent
-                    .as_deref()
-                    .and_then(DeviceOs::from_user_agent)
-                    .map(|o| o.as_str().to_owned()),
-                created_at: now,
-                last_seen_at: now,
-                last_ip: ctx.ip.clone(),
-                last_country: a.country.clone(),
-            };
-            Some(muster_store::devices::seen(tx, &row).await?)
-        }
-        None => None,
-    };
+    let device = a.device_hash.as_ref().map(|h| DeviceRow {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        org_id: org.id.clone(),
+        user_id: user.id.clone(),
+        secret_hash: h.clone(),
+        name: name_of(ctx.user_agent.as_deref()),
+        os: ctx
+            .user_agent
+            .as_deref()
+            .and_then(DeviceOs::from_user_agent)
+            .map(|o| o.as_str().to_owned()),
+        created_at: now,
+        last_seen_at: now,
+        last_ip: ctx.ip.clone(),
+        last_country: a.country.clone(),
+    });
     let sign_in = SignInRow {
         id: uuid::Uuid::now_v7().simple().to_string(),
         org_id: org.id.clone(),
@@ -87,28 +81,31 @@ pub(crate) async fn record_sign_in(
         country: a.country.clone(),
         latitude: a.coords.map(|c| c.0),
         longitude: a.coords.map(|c| c.1),
-        device_id,
+        device_id: None,
     };
-    muster_store::devices::insert_sign_in(tx, &sign_in, a.prune_history).await?;
-    // Only a client that keeps a device cookie can be recognized next
-    // time; mailing cookie-less scripts at every sign-in would be noise.
-    let announce = crate::org_units::policies_for(app, org, user)
-        .await?
-        .risk
-        .new_device_email;
-    if a.device_hash.is_some() && !a.known_device && a.has_history && announce {
-        crate::signin::queue_email(
+    (device, sign_in)
+}
+
+/// The new-device email to queue with a sign-in from an unknown device.
+/// Only a client that keeps a device cookie can be recognized next time;
+/// mailing cookie-less scripts at every sign-in would be noise.
+pub(crate) fn new_device_email(
+    app: &App,
+    announce: bool,
+    user: &UserRow,
+    a: &Attempt,
+    sign_in: &SignInRow,
+) -> Option<OutboxRow> {
+    (a.device_hash.is_some() && !a.known_device && a.has_history && announce).then(|| {
+        crate::signin::outbox_row(
             app,
-            tx,
-            &org.id,
+            &user.org_id,
             &user.id,
             "new_device",
             &sign_in.id,
             &user.email,
         )
-        .await?;
-    }
-    Ok(())
+    })
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -172,8 +172,14 @@ pub(crate) async fn seal(
 }
 
 /// Seals without a transaction at hand (a user creation, written later in a
-/// batch): opens a short one only when a key is not cached.
-pub(crate) async fn seal_outside(app: &App, caller: &Caller, ev: &mut StoredEvent) -> Result<()> {
+/// batch; a sign-in, written in one statement): opens a short one only when
+/// a key is not cached.
+pub(crate) async fn seal_outside(
+    app: &App,
+    caller: &Caller,
+    ev: &mut StoredEvent,
+    changes_are_personal: bool,
+) -> Result<()> {
     let p = persons(caller, ev);
     let all_cached = [p.actor, p.subject]
         .into_iter()
@@ -181,13 +187,13 @@ pub(crate) async fn seal_outside(app: &App, caller: &Caller, ev: &mut StoredEven
         .all(|id| app.audit_keys.get(id).is_some());
     if !all_cached {
         let mut tx = app.db.begin().await?;
-        seal(app, &mut tx, caller, ev, true).await?;
+        seal(app, &mut tx, caller, ev, changes_are_personal).await?;
         return tx.commit().await.map_err(Into::into);
     }
     let whose = Whose {
         actor: p.actor.map(str::to_owned),
         subject: p.subject.map(str::to_owned),
-        changes_are_personal: true,
+        changes_are_personal,
     };
     whose.apply(ev, |id| app.audit_keys.get(id));
     Ok(())

@@ -23,6 +23,7 @@ pub mod imports;
 pub mod invitations;
 pub mod mfa;
 pub mod notify;
+pub mod openings;
 pub mod org_units;
 pub mod orgs;
 pub mod outbox;

@@ -423,7 +423,11 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                 // retry may have come due), or at once after an event here.
                 tokio::select! {
                     () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    () = app.webhooks_due() => {}
+                    () = app.webhooks_due() => {
+                        // Let a burst of events gather into one pass (a pass
+                        // is a query even when no endpoint is due).
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
                 }
             }
         })

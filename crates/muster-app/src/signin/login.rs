@@ -249,10 +249,8 @@ pub(crate) async fn open_session(
         level,
         attempt,
     } = proof;
-    let policy: SessionPolicy = crate::org_units::policies_for(app, org, user)
-        .await?
-        .session
-        .clone();
+    let rules = crate::org_units::policies_for(app, org, user).await?;
+    let policy: SessionPolicy = rules.session.clone();
     let now = app.now_ms();
     let id = uuid::Uuid::now_v7();
     let secret = secrets::random_secret();
@@ -271,18 +269,12 @@ pub(crate) async fn open_session(
         level_at: now,
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
-    let mut tx = app.db.begin().await?;
-    if let Some(a) = attempt {
-        crate::devices::record_sign_in(app, &mut tx, org, user, &me.ctx, a).await?;
-    }
-    // A success clears the account's failures (a write only when there are some).
-    if let Some(k) = keys
-        && k.account_failed
-    {
-        muster_store::failures::clear(&mut tx, &k.account).await?;
-    }
-    muster_store::sessions::insert(&mut tx, &row).await?;
-    muster_store::schedules::touch_sign_in(&mut tx, &user.id, now).await?;
+    let seen = attempt.map(|a| {
+        let (device, sign_in) = crate::devices::sign_in_rows(app, org, user, &me.ctx, a);
+        let announce = rules.risk.new_device_email;
+        let email = crate::devices::new_device_email(app, announce, user, a, &sign_in);
+        (a, device, sign_in, email)
+    });
     let mut ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
         .detail("session", &row.id)
@@ -291,9 +283,21 @@ pub(crate) async fn open_session(
     if let Some(a) = attempt {
         ev = ev.detail("risk", &a.assessment);
     }
-    audit::record(app, &mut tx, &me, ev).await?;
-    tx.commit().await?;
-    if attempt.is_some_and(|a| a.device_hash.is_some() && !a.known_device) {
+    let event = audit::sealed(app, &me, ev).await?;
+    let opening = muster_store::openings::Opening {
+        device: seen.as_ref().and_then(|s| s.1.as_ref()),
+        sign_in: seen.as_ref().map(|s| (&s.2, s.0.prune_history)),
+        // A success clears the account's failures (a write only when there are some).
+        clear_failures: keys
+            .filter(|k| k.account_failed)
+            .map(|k| k.account.as_str()),
+        session: &row,
+        email: seen.as_ref().and_then(|s| s.3.as_ref()),
+        event: &event,
+    };
+    muster_store::openings::open(&app.db, &opening).await?;
+    app.event_written();
+    if opening.email.is_some() {
         crate::signin::email_committed(app);
     }
     metrics::counter!("muster_signins_total").increment(1);

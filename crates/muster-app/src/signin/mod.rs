@@ -258,25 +258,34 @@ pub(crate) async fn queue_email(
     subject_id: &str,
     to: &str,
 ) -> Result<()> {
-    let now = app.now_ms();
-    muster_store::outbox::insert(
-        tx,
-        &muster_store::outbox::OutboxRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            org_id: org_id.to_owned(),
-            user_id: user_id.to_owned(),
-            kind: kind.to_owned(),
-            subject_id: subject_id.to_owned(),
-            to_address: to.to_owned(),
-            created_at: now,
-            attempts: 0,
-            next_attempt_at: now,
-            sent_at: None,
-            last_error: None,
-        },
-    )
-    .await?;
+    let row = outbox_row(app, org_id, user_id, kind, subject_id, to);
+    muster_store::outbox::insert(tx, &row).await?;
     Ok(())
+}
+
+/// An email to queue, due now.
+pub(crate) fn outbox_row(
+    app: &App,
+    org_id: &str,
+    user_id: &str,
+    kind: &str,
+    subject_id: &str,
+    to: &str,
+) -> muster_store::outbox::OutboxRow {
+    let now = app.now_ms();
+    muster_store::outbox::OutboxRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        org_id: org_id.to_owned(),
+        user_id: user_id.to_owned(),
+        kind: kind.to_owned(),
+        subject_id: subject_id.to_owned(),
+        to_address: to.to_owned(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        sent_at: None,
+        last_error: None,
+    }
 }
 
 /// Wakes the outbox worker once the transaction that queued an email committed.

@@ -216,7 +216,7 @@ pub(crate) async fn new_user_parts(
     }
     let audit_key = crate::erasure::new_key(app, &row.id);
     let mut event = audit::build(app, caller, ev);
-    crate::erasure::seal_outside(app, caller, &mut event).await?;
+    crate::erasure::seal_outside(app, caller, &mut event, true).await?;
     Ok((assignments, event, audit_key))
 }
 

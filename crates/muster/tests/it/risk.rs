@@ -353,8 +353,72 @@ async fn rapid_address_changes_end_a_session(t: TestApp) {
     }
 }
 
+/// A sign-in's writes go together (on PostgreSQL as one statement): the
+/// device, the history row pointing at it, the history past the retention
+/// forgotten, the failures forgiven, the session, the last sign-in time and
+/// the audit event.
+async fn a_sign_in_writes_its_device_history_session_and_event_together(t: TestApp) {
+    let (_owner, ann_id) = setup(&t).await;
+    let (s, b, _) = sign_in(&t, "81.1.1.1", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // That sign-in is now past the 90 days the history keeps.
+    t.raw(&format!(
+        "UPDATE sign_ins SET at = at - {} WHERE user_id = '{ann_id}'",
+        91 * 86_400_000_i64
+    ))
+    .await;
+    // A wrong password first: a failure to forgive.
+    let (s, _) = t
+        .call_from(
+            ("81.1.1.1", MAC),
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ann@acme.example", "password": "Wrong-pass1!", "org": "acme"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM auth_failures").await, 2);
+    let laptop = new_device();
+    let (s, b, _) = sign_in(&t, "81.1.1.1", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let session = b["session"]["id"].as_str().unwrap();
+    // The old row is gone; the new one names the device just recorded.
+    let q = |sql: &str| sql.replace("ANN", &ann_id);
+    assert_eq!(
+        t.scalar(&q("SELECT COUNT(*) FROM sign_ins WHERE user_id = 'ANN'"))
+            .await,
+        1
+    );
+    assert_eq!(
+        t.scalar(&q(
+            "SELECT COUNT(*) FROM sign_ins s JOIN devices d ON d.id = s.device_id WHERE s.user_id = 'ANN'"
+        ))
+        .await,
+        1
+    );
+    // The account's counter is forgiven; the address's stays.
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM auth_failures").await, 1);
+    assert_eq!(
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE id = '{session}' AND user_id = '{ann_id}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        t.scalar(&q(
+            "SELECT COUNT(*) FROM users WHERE id = 'ANN' AND last_sign_in_at IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(t.audit_count("auth.login", session).await, 1);
+}
+
 both!(
     a_new_device_is_remembered_announced_and_forgettable,
+    a_sign_in_writes_its_device_history_session_and_event_together,
     risk_levels_follow_the_policy,
     rapid_address_changes_end_a_session,
 );
