@@ -98,12 +98,12 @@ pub(crate) fn new_device_email(
 ) -> Option<OutboxRow> {
     (a.device_hash.is_some() && !a.known_device && a.has_history && announce).then(|| {
         crate::signin::outbox_row(
-            app,
             &user.org_id,
             &user.id,
             "new_device",
             &sign_in.id,
             &user.email,
+            app.now_ms(),
         )
     })
 }

@@ -11,11 +11,8 @@ use crate::users::new_user_parts;
 use crate::{App, AppError, Caller, Result, secrets};
 use muster_core::audit::Context;
 use muster_core::users::{CreationSource, ManagedBy};
-use muster_core::{
-    EmailAddress, InvitationId, LifecycleEvent, OutboxEmailId, Permission, UserId, UserState,
-};
+use muster_core::{EmailAddress, InvitationId, LifecycleEvent, Permission, UserId, UserState};
 use muster_store::invitations::{InvitationRow, NewInvitation};
-use muster_store::outbox::OutboxRow;
 use muster_store::users::{NewUser, UserRow};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -84,22 +81,6 @@ pub struct Skipped {
 pub struct InviteReport {
     pub invited: Vec<InvitationView>,
     pub skipped: Vec<Skipped>,
-}
-
-fn outbox_row(org_id: &str, user_id: &str, invitation: &str, to: &str, now: i64) -> OutboxRow {
-    OutboxRow {
-        id: OutboxEmailId::new().to_string(),
-        org_id: org_id.to_owned(),
-        user_id: user_id.to_owned(),
-        kind: "invitation".into(),
-        subject_id: invitation.to_owned(),
-        to_address: to.to_owned(),
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        sent_at: None,
-        last_error: None,
-    }
 }
 
 /// Invites each address. An address that already has an account is skipped
@@ -225,7 +206,7 @@ pub(crate) async fn send(
         .map(|r| {
             let id = InvitationId::new().to_string();
             NewInvitation {
-                email: outbox_row(&org.id, &r.id, &id, &r.email, now),
+                email: crate::signin::outbox_row(&org.id, &r.id, "invitation", &id, &r.email, now),
                 id,
                 expires_at: expires,
             }
@@ -264,7 +245,7 @@ pub(crate) async fn send(
     for u in again {
         let id = InvitationId::new().to_string();
         let inv = NewInvitation {
-            email: outbox_row(&org.id, &u.id, &id, &u.email, now),
+            email: crate::signin::outbox_row(&org.id, &u.id, "invitation", &id, &u.email, now),
             id: id.clone(),
             expires_at: expires,
         };
@@ -340,7 +321,7 @@ pub async fn resend(app: &App, caller: &Caller, slug: &str, id: &str) -> Result<
     }
     muster_store::outbox::insert(
         &mut tx,
-        &outbox_row(&org.id, &row.user_id, id, &row.email, now),
+        &crate::signin::outbox_row(&org.id, &row.user_id, "invitation", id, &row.email, now),
     )
     .await?;
     let ev = Event::new(&org.id, "invitation.resent")

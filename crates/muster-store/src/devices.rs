@@ -17,7 +17,7 @@ pub struct DeviceRow {
     pub last_country: Option<String>,
 }
 
-const COLS: &str =
+pub(crate) const COLS: &str =
     "id, org_id, user_id, secret_hash, name, os, created_at, last_seen_at, last_ip, last_country";
 
 pub async fn find(db: &Db, user_id: &str, secret_hash: &str) -> Result<Option<DeviceRow>> {

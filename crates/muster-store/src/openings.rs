@@ -31,20 +31,15 @@ pub struct Opening<'a> {
     pub event: &'a StoredEvent,
 }
 
-/// Writes `o` atomically; returns the device's id, if any.
-pub async fn open(db: &Db, o: &Opening<'_>) -> Result<Option<String>> {
+/// Writes `o` atomically.
+pub async fn open(db: &Db, o: &Opening<'_>) -> Result<()> {
     match db {
         Db::Postgres(pool) => {
-            let (sql, device_read) = statement(o);
-            let q = bind(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), o);
-            let device_id: Option<String> = if device_read {
-                Some(q.fetch_one(pool).await?)
-            } else {
-                q.fetch_optional(pool).await?;
-                None
-            };
+            let q = bind(sqlx::query(sqlx::AssertSqlSafe(statement(o))), o);
+            q.execute(pool).await?;
+            // Outside `Tx`: counted as a commit for the session cache.
             crate::db::note_write();
-            Ok(device_id)
+            Ok(())
         }
         Db::Sqlite { .. } => {
             let mut tx = db.begin().await?;
@@ -54,7 +49,7 @@ pub async fn open(db: &Db, o: &Opening<'_>) -> Result<Option<String>> {
             };
             if let Some((s, prune)) = o.sign_in {
                 let s = SignInRow {
-                    device_id: device_id.clone(),
+                    device_id,
                     ..s.clone()
                 };
                 crate::devices::insert_sign_in(&mut tx, &s, prune).await?;
@@ -69,8 +64,7 @@ pub async fn open(db: &Db, o: &Opening<'_>) -> Result<Option<String>> {
                 crate::outbox::insert(&mut tx, m).await?;
             }
             crate::audit::insert(&mut tx, o.event).await?;
-            tx.commit().await?;
-            Ok(device_id)
+            tx.commit().await
         }
     }
 }
@@ -81,19 +75,19 @@ fn params(n: &mut usize, count: usize) -> String {
     list.join(", ")
 }
 
-/// The statement, and whether it answers the device's id. Each part is a
-/// `WITH` item; PostgreSQL runs them all on one snapshot and checks the
-/// foreign keys (the history row's device, the session's user) at the end.
-/// Parameters are numbered in the order `bind` binds them.
-fn statement(o: &Opening<'_>) -> (String, bool) {
+/// The statement. Each part is a `WITH` item (PostgreSQL runs every
+/// data-modifying one, referenced or not) on one snapshot, and the foreign
+/// keys (the history row's device, the session's user) are checked at the
+/// end. Parameters are numbered in the order `bind` binds them.
+fn statement(o: &Opening<'_>) -> String {
     let mut n = 0;
     let mut parts: Vec<String> = Vec::new();
     if o.device.is_some() {
         parts.push(format!(
-            "d AS (INSERT INTO devices (id, org_id, user_id, secret_hash, name, os, created_at, \
-             last_seen_at, last_ip, last_country) VALUES ({}) \
+            "d AS (INSERT INTO devices ({}) VALUES ({}) \
              ON CONFLICT (user_id, secret_hash) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
              last_ip = excluded.last_ip, last_country = excluded.last_country RETURNING id)",
+            crate::devices::COLS,
             params(&mut n, 10)
         ));
     }
@@ -137,32 +131,25 @@ fn statement(o: &Opening<'_>) -> (String, bool) {
     n += 2;
     if o.email.is_some() {
         parts.push(format!(
-            "m AS (INSERT INTO email_outbox (id, org_id, user_id, kind, subject_id, to_address, \
-             created_at, attempts, next_attempt_at, sent_at, last_error) VALUES ({}))",
+            "m AS (INSERT INTO email_outbox ({}) VALUES ({}))",
+            crate::outbox::COLS,
             params(&mut n, 11)
         ));
     }
     parts.push(format!(
-        "e AS (INSERT INTO audit_events ({}) VALUES ({}) RETURNING id, org_id), \
-         q AS (INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e)",
+        "e AS (INSERT INTO audit_events ({}) VALUES ({}) RETURNING id, org_id)",
         event_columns!(),
         params(&mut n, 12)
     ));
-    let answer = if o.device.is_some() {
-        "SELECT id FROM d"
-    } else {
-        "SELECT id FROM e"
-    };
-    (
-        format!("WITH {} {answer}", parts.join(", ")),
-        o.device.is_some(),
+    format!(
+        "WITH {} INSERT INTO audit_pending (event_id, org_id) SELECT id, org_id FROM e",
+        parts.join(", ")
     )
 }
 
-fn bind<'q>(
-    mut q: sqlx::query::QueryScalar<'q, sqlx::Postgres, String, sqlx::postgres::PgArguments>,
-    o: &'q Opening<'q>,
-) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, String, sqlx::postgres::PgArguments> {
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind<'q>(mut q: PgQuery<'q>, o: &'q Opening<'q>) -> PgQuery<'q> {
     if let Some(d) = o.device {
         q = q
             .bind(&d.id)

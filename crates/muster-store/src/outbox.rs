@@ -20,7 +20,7 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
-const COLS: &str = "id, org_id, user_id, kind, subject_id, to_address, created_at, attempts, next_attempt_at, sent_at, last_error";
+pub(crate) const COLS: &str = "id, org_id, user_id, kind, subject_id, to_address, created_at, attempts, next_attempt_at, sent_at, last_error";
 
 pub async fn insert(tx: &mut Tx, r: &OutboxRow) -> Result<()> {
     on_tx!(tx, c => sqlx::query(

@@ -269,11 +269,16 @@ pub(crate) async fn open_session(
         level_at: now,
     };
     let me = self_caller(org, &user.id, &user.email, ctx);
-    let seen = attempt.map(|a| {
-        let (device, sign_in) = crate::devices::sign_in_rows(app, org, user, &me.ctx, a);
-        let announce = rules.risk.new_device_email;
-        let email = crate::devices::new_device_email(app, announce, user, a, &sign_in);
-        (a, device, sign_in, email)
+    // Where the sign-in came from, for the risk engine's next evaluation.
+    let (device, sign_in) = match attempt {
+        Some(a) => {
+            let (d, s) = crate::devices::sign_in_rows(app, org, user, &me.ctx, a);
+            (d, Some((s, a.prune_history)))
+        }
+        None => (None, None),
+    };
+    let email = attempt.zip(sign_in.as_ref()).and_then(|(a, (s, _))| {
+        crate::devices::new_device_email(app, rules.risk.new_device_email, user, a, s)
     });
     let mut ev = Event::new(&org.id, "auth.login")
         .target("user", &user.id)
@@ -285,14 +290,14 @@ pub(crate) async fn open_session(
     }
     let event = audit::sealed(app, &me, ev).await?;
     let opening = muster_store::openings::Opening {
-        device: seen.as_ref().and_then(|s| s.1.as_ref()),
-        sign_in: seen.as_ref().map(|s| (&s.2, s.0.prune_history)),
+        device: device.as_ref(),
+        sign_in: sign_in.as_ref().map(|(s, prune)| (s, *prune)),
         // A success clears the account's failures (a write only when there are some).
         clear_failures: keys
             .filter(|k| k.account_failed)
             .map(|k| k.account.as_str()),
         session: &row,
-        email: seen.as_ref().and_then(|s| s.3.as_ref()),
+        email: email.as_ref(),
         event: &event,
     };
     muster_store::openings::open(&app.db, &opening).await?;

@@ -258,23 +258,22 @@ pub(crate) async fn queue_email(
     subject_id: &str,
     to: &str,
 ) -> Result<()> {
-    let row = outbox_row(app, org_id, user_id, kind, subject_id, to);
+    let row = outbox_row(org_id, user_id, kind, subject_id, to, app.now_ms());
     muster_store::outbox::insert(tx, &row).await?;
     Ok(())
 }
 
-/// An email to queue, due now.
+/// An email to queue, due at `now`.
 pub(crate) fn outbox_row(
-    app: &App,
     org_id: &str,
     user_id: &str,
     kind: &str,
     subject_id: &str,
     to: &str,
+    now: i64,
 ) -> muster_store::outbox::OutboxRow {
-    let now = app.now_ms();
     muster_store::outbox::OutboxRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: muster_core::OutboxEmailId::new().to_string(),
         org_id: org_id.to_owned(),
         user_id: user_id.to_owned(),
         kind: kind.to_owned(),
