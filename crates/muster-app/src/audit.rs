@@ -86,10 +86,9 @@ pub(crate) async fn sealed(app: &App, caller: &Caller, ev: Event<'_>) -> Result<
     Ok(stored)
 }
 
-/// The stored form of `ev`, before its personal data is sealed; a use case
-/// that writes it itself (in one statement with its change) seals it with
-/// `erasure::seal_outside` and then calls `App::event_written`.
-pub fn build(app: &App, caller: &Caller, ev: Event<'_>) -> StoredEvent {
+/// The stored form of `ev`, before its personal data is sealed (`record` and
+/// `sealed` seal it).
+fn build(app: &App, caller: &Caller, ev: Event<'_>) -> StoredEvent {
     let actor = caller.actor();
     let mut context = serde_json::to_value(&caller.ctx).unwrap_or(Value::Null);
     if let (Some(on_behalf), Value::Object(m)) = (&actor.on_behalf_of, &mut context) {

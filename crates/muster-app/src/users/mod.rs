@@ -215,8 +215,7 @@ pub(crate) async fn new_user_parts(
         ev = ev.detail(k, v);
     }
     let audit_key = crate::erasure::new_key(app, &row.id);
-    let mut event = audit::build(app, caller, ev);
-    crate::erasure::seal_outside(app, caller, &mut event, true).await?;
+    let event = audit::sealed(app, caller, ev).await?;
     Ok((assignments, event, audit_key))
 }
 
