@@ -20,11 +20,8 @@ const EVENT_PARAMS: usize = 12;
 fn values(from: &mut usize, rows: usize, cols: usize) -> String {
     let mut out = Vec::with_capacity(rows);
     for _ in 0..rows {
-        let p: Vec<String> = (*from + 1..=*from + cols)
-            .map(|i| format!("${i}"))
-            .collect();
+        out.push(format!("({})", crate::db::in_list(*from + 1, cols)));
         *from += cols;
-        out.push(format!("({})", p.join(", ")));
     }
     out.join(", ")
 }

@@ -69,10 +69,11 @@ pub async fn open(db: &Db, o: &Opening<'_>) -> Result<()> {
     }
 }
 
+/// The next `count` placeholders after `$n`.
 fn params(n: &mut usize, count: usize) -> String {
-    let list: Vec<String> = (*n + 1..=*n + count).map(|i| format!("${i}")).collect();
+    let list = crate::db::in_list(*n + 1, count);
     *n += count;
-    list.join(", ")
+    list
 }
 
 /// The statement. Each part is a `WITH` item (PostgreSQL runs every
@@ -93,12 +94,10 @@ fn statement(o: &Opening<'_>) -> String {
     }
     if let Some((_, prune)) = o.sign_in {
         if prune {
+            let (user, before) = (params(&mut n, 1), params(&mut n, 1));
             parts.push(format!(
-                "p AS (DELETE FROM sign_ins WHERE user_id = ${} AND at < ${})",
-                n + 1,
-                n + 2
+                "p AS (DELETE FROM sign_ins WHERE user_id = {user} AND at < {before})"
             ));
-            n += 2;
         }
         let device = if o.device.is_some() {
             "(SELECT id FROM d)"
@@ -113,22 +112,19 @@ fn statement(o: &Opening<'_>) -> String {
     }
     if o.clear_failures.is_some() {
         parts.push(format!(
-            "f AS (DELETE FROM auth_failures WHERE key = ${})",
-            n + 1
+            "f AS (DELETE FROM auth_failures WHERE key = {})",
+            params(&mut n, 1)
         ));
-        n += 1;
     }
     parts.push(format!(
         "s AS (INSERT INTO sessions (id, org_id, user_id, secret_hash, created_at, last_seen_at, \
          expires_at, ip, user_agent, mfa_level, level_at) VALUES ({}))",
         params(&mut n, 11)
     ));
+    let (at, user) = (params(&mut n, 1), params(&mut n, 1));
     parts.push(format!(
-        "t AS (UPDATE users SET last_sign_in_at = ${} WHERE id = ${})",
-        n + 1,
-        n + 2
+        "t AS (UPDATE users SET last_sign_in_at = {at} WHERE id = {user})"
     ));
-    n += 2;
     if o.email.is_some() {
         parts.push(format!(
             "m AS (INSERT INTO email_outbox ({}) VALUES ({}))",
