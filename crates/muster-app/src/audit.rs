@@ -111,7 +111,7 @@ fn build(app: &App, caller: &Caller, ev: Event<'_>) -> StoredEvent {
 }
 
 /// How long the sealer lets new events gather before sealing them.
-const SEAL_GATHER: Duration = Duration::from_millis(100);
+const SEAL_GATHER: Duration = Duration::from_millis(250);
 
 impl App {
     /// Wakes the sealer after an event was committed outside `record`.
@@ -147,9 +147,10 @@ impl App {
         tokio::spawn(async move {
             loop {
                 let _ = tokio::time::timeout(Duration::from_secs(1), app.sealer.notified()).await;
-                // Let a burst of commits gather into one batch: each batch
-                // costs about seven statements whatever its size, which at
-                // 20 ms was two statements per sign-in during a burst.
+                // Let a burst of commits gather into one batch: each pass
+                // costs about nine statements whatever its size, which at
+                // 20 ms was two statements per sign-in during a burst and at
+                // 100 ms still about one.
                 tokio::time::sleep(SEAL_GATHER).await;
                 if let Err(e) = app.seal_all().await {
                     tracing::error!(error = %e, "sealing the audit chain failed");

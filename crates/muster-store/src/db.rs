@@ -61,6 +61,8 @@ pub(crate) enum TxInner {
 /// A use case's transaction. Dropped without `commit`, it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// An organization's own row was written (see `ORG_COMMITS`).
+    pub(crate) wrote_org: bool,
 }
 
 impl Db {
@@ -160,7 +162,10 @@ impl Db {
             }
             Self::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            wrote_org: false,
+        })
     }
 
     pub async fn close(&self) {
@@ -186,8 +191,26 @@ pub fn commits() -> u64 {
     COMMITS.load(Ordering::SeqCst)
 }
 
-/// Counts a write made outside `Tx` (a test's raw SQL) as a commit.
+/// Committed transactions that wrote an organization's own row (its slug,
+/// name or settings): copies of organizations need not be dropped for every
+/// sign-in's commit, only for these.
+static ORG_COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// See `ORG_COMMITS`.
+pub fn org_commits() -> u64 {
+    ORG_COMMITS.load(Ordering::SeqCst)
+}
+
+/// Counts a write made outside `Tx` (a test's raw SQL) as a commit, of
+/// anything.
 pub fn note_write() {
+    note_commit();
+    ORG_COMMITS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Counts a statement committed on its own, outside `Tx`, that wrote no
+/// organization (a sign-in's or a creation's one statement).
+pub(crate) fn note_commit() {
     COMMITS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -200,7 +223,10 @@ impl Tx {
         // Counted after the commit, whatever its outcome (a lost connection
         // may still have committed): a reader that looked at the count before
         // its read sees it move and drops what it read.
-        note_write();
+        note_commit();
+        if self.wrote_org {
+            ORG_COMMITS.fetch_add(1, Ordering::SeqCst);
+        }
         r?;
         Ok(())
     }

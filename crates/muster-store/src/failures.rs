@@ -1,6 +1,8 @@
 //! Failed sign-in counters (migration 0006), shared by every instance.
 
+use crate::users::UserRow;
 use crate::{Db, Result, Tx};
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Failures {
@@ -33,6 +35,83 @@ pub async fn get_pair(
         .bind(a).bind(b.unwrap_or(a)).fetch_all(c).await)?;
     let find = |k: &str| rows.iter().find(|r| r.key == k).map(|r| r.f);
     Ok((find(a), b.and_then(find)))
+}
+
+/// What a password sign-in reads before its hash, in one round trip: the
+/// account's and the address's failure counters, the user with that email
+/// key (when there is one), and whether the user has a confirmed second
+/// factor (when not, the sign-in need not read the factors).
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub user: Option<UserRow>,
+    pub has_factors: bool,
+    pub account: Option<Failures>,
+    pub ip: Option<Failures>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptCounters {
+    present: Option<String>,
+    has_factors: Option<i64>,
+    a_failures: Option<i64>,
+    a_first: Option<i64>,
+    a_last: Option<i64>,
+    i_failures: Option<i64>,
+    i_first: Option<i64>,
+    i_last: Option<i64>,
+}
+
+fn counters(failures: Option<i64>, first: Option<i64>, last: Option<i64>) -> Option<Failures> {
+    Some(Failures {
+        failures: failures?,
+        first_failure_at: first?,
+        last_failure_at: last?,
+    })
+}
+
+/// See `Attempt`. `email_key` is `None` for input that is no address (no
+/// user then); `ip_key` is `None` without a client address.
+pub async fn attempt(
+    db: &Db,
+    org_id: &str,
+    email_key: Option<&str>,
+    account_key: &str,
+    ip_key: Option<&str>,
+) -> Result<Attempt> {
+    // One row whatever exists: the user and the counters are joined to it.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT u.*, u.id AS present, \
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM mfa_factors f \
+             WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS has_factors, \
+           a.failures AS a_failures, a.first_failure_at AS a_first, a.last_failure_at AS a_last, \
+           i.failures AS i_failures, i.first_failure_at AS i_first, i.last_failure_at AS i_last \
+         FROM (SELECT 1 AS one) one \
+         LEFT JOIN (SELECT {} FROM users WHERE org_id = $1 AND email_key = $2) u ON 1 = 1 \
+         LEFT JOIN auth_failures a ON a.key = $3 \
+         LEFT JOIN auth_failures i ON i.key = $4",
+        crate::users::COLS
+    ));
+    let email_key = email_key.map(str::to_lowercase);
+    on_db!(db, c => {
+        let row = sqlx::query(sql)
+            .bind(org_id)
+            .bind(email_key.as_deref())
+            .bind(account_key)
+            .bind(ip_key)
+            .fetch_one(c)
+            .await?;
+        let n = AttemptCounters::from_row(&row)?;
+        let user = match n.present {
+            Some(_) => Some(UserRow::from_row(&row)?),
+            None => None,
+        };
+        Ok(Attempt {
+            user,
+            has_factors: n.has_factors == Some(1),
+            account: counters(n.a_failures, n.a_first, n.a_last),
+            ip: counters(n.i_failures, n.i_first, n.i_last),
+        })
+    })
 }
 
 /// Counts one failure. A count whose last failure is older than `window_ms`

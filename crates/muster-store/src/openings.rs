@@ -38,7 +38,7 @@ pub async fn open(db: &Db, o: &Opening<'_>) -> Result<()> {
             let q = bind(sqlx::query(sqlx::AssertSqlSafe(statement(o))), o);
             q.execute(pool).await?;
             // Outside `Tx`: counted as a commit for the session cache.
-            crate::db::note_write();
+            crate::db::note_commit();
             Ok(())
         }
         Db::Sqlite { .. } => {

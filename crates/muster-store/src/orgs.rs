@@ -16,6 +16,7 @@ pub struct OrgRow {
 const COLS: &str = "id, slug, name, kind, settings, created_at, updated_at";
 
 pub async fn insert(tx: &mut Tx, o: &OrgRow) -> Result<()> {
+    tx.wrote_org = true;
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO orgs (id, slug, name, kind, settings, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -38,6 +39,7 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<OrgRow>> {
 }
 
 pub async fn update_name(tx: &mut Tx, id: &str, name: &str, now: i64) -> Result<bool> {
+    tx.wrote_org = true;
     let r = on_tx!(tx, c => sqlx::query("UPDATE orgs SET name = $2, updated_at = $3 WHERE id = $1")
         .bind(id).bind(name).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(r == 1)
@@ -62,6 +64,7 @@ pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Option<OrgRow>> {
 /// effective settings of every OU derived from them (the one path by which
 /// settings change, so the two never disagree).
 pub async fn update_settings(tx: &mut Tx, id: &str, settings: &str, now: i64) -> Result<bool> {
+    tx.wrote_org = true;
     tx.lock_org(id).await?;
     let r = on_tx!(tx, c => sqlx::query("UPDATE orgs SET settings = $2, updated_at = $3 WHERE id = $1")
         .bind(id).bind(settings).bind(now).execute(c).await.map(|r| r.rows_affected()))?;

@@ -426,7 +426,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
                     () = app.webhooks_due() => {
                         // Let a burst of events gather into one pass (a pass
                         // is a query even when no endpoint is due).
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
                 }
             }

@@ -62,7 +62,12 @@ pub(crate) async fn enter(
     }
     let attempt = crate::risk::evaluate_with(app, org, user, &ctx, keys).await?;
     let p = rules.mfa.clone();
-    let factors = muster_store::mfa::factors(&app.db, &user.id).await?;
+    // Only confirmed factors count below: a password sign-in's first read
+    // said whether there are any.
+    let factors = match keys.and_then(|k| k.has_factors) {
+        Some(false) => Vec::new(),
+        _ => muster_store::mfa::factors(&app.db, &user.id).await?,
+    };
     let has_passkey = p.allows(Method::Passkey)
         && factors
             .iter()

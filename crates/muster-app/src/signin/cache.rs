@@ -1,6 +1,8 @@
 //! The session cache: what authenticating a session read, kept for at most a
 //! second so that a busy client does not cost a database round trip per
-//! request (issue 4's `/me` target; issue 6 §2).
+//! request (issue 4's `/me` target; issue 6 §2). Organizations looked up by
+//! slug for sign-ins are kept by the same rules, except that in this process
+//! only commits that wrote an organization count (`muster_store::org_commits`).
 //!
 //! A copy is trusted only while nothing could have changed it:
 //! - **in this process**, every committed transaction moves
@@ -35,6 +37,8 @@ const TTL: Duration = Duration::from_secs(1);
 /// instance's load).
 const CAPACITY: usize = 100_000;
 
+const SESSION_HITS: &str = "muster_session_cache_hits_total";
+
 /// What the copy was read under: both counts must still be the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -48,39 +52,61 @@ struct Entry<V> {
     value: Arc<V>,
 }
 
-/// Copies of one kind of row, by session id.
+/// Copies of one kind of row, by key.
 pub struct Copies<K, V> {
     map: Mutex<HashMap<K, Entry<V>>>,
+    /// The commits this process made that may change such a row: all of
+    /// them for a session's rows; for an organization's, only those that
+    /// wrote an organization (else every sign-in's commit would drop it).
+    commits: fn() -> u64,
+    hits: AtomicU64,
+    /// The Prometheus counter of hits.
+    metric: &'static str,
 }
 
-impl<K, V> Default for Copies<K, V> {
-    fn default() -> Self {
+impl<K, V> Copies<K, V> {
+    fn counting(commits: fn() -> u64, metric: &'static str) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
+            commits,
+            hits: AtomicU64::new(0),
+            metric,
         }
     }
 }
 
-#[derive(Default)]
 pub struct SessionCache {
     /// Moved by every announcement, and when the listener (re)connects.
     heard: AtomicU64,
     /// True while the watch is connected: only then would another
     /// process's change be heard.
     listening: AtomicBool,
-    hits: AtomicU64,
     pub(crate) auth: Copies<String, muster_store::sessions::SessionAuthRow>,
     pub(crate) me: Copies<String, muster_store::sessions::SessionUserRow>,
+    /// Organizations by slug, for sign-ins (the same rules, another count).
+    pub(crate) orgs: Copies<String, muster_store::orgs::OrgRow>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self {
+            heard: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
+            auth: Copies::counting(muster_store::commits, SESSION_HITS),
+            me: Copies::counting(muster_store::commits, SESSION_HITS),
+            orgs: Copies::counting(muster_store::org_commits, "muster_org_cache_hits_total"),
+        }
+    }
 }
 
 impl SessionCache {
-    /// The counts now, or `None` when nothing may be cached.
-    fn stamp(&self) -> Option<Stamp> {
+    /// The counts now for `copies`, or `None` when nothing may be cached.
+    fn stamp<K, V>(&self, copies: &Copies<K, V>) -> Option<Stamp> {
         if !self.listening.load(Ordering::SeqCst) {
             return None;
         }
         Some(Stamp {
-            commits: muster_store::commits(),
+            commits: (copies.commits)(),
             heard: self.heard.load(Ordering::SeqCst),
         })
     }
@@ -100,15 +126,15 @@ impl SessionCache {
     {
         // Taken before the read: a change committed during it moves a count,
         // and the copy is then never trusted.
-        let stamp = self.stamp();
+        let stamp = self.stamp(copies);
         if let Some(s) = stamp {
             let map = copies.map.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = map.get(key)
                 && e.stamp == s
                 && e.at.elapsed() < TTL
             {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("muster_session_cache_hits_total").increment(1);
+                copies.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(copies.metric).increment(1);
                 return Ok(Some(e.value.clone()));
             }
         }
@@ -130,9 +156,14 @@ impl SessionCache {
         Ok(Some(value))
     }
 
-    /// Requests answered from a copy since start (for tests and metrics).
+    /// Sessions authenticated from a copy since start (for tests and metrics).
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.auth.hits.load(Ordering::Relaxed) + self.me.hits.load(Ordering::Relaxed)
+    }
+
+    /// Organizations found from a copy since start (for tests).
+    pub fn org_hits(&self) -> u64 {
+        self.orgs.hits.load(Ordering::Relaxed)
     }
 
     /// Whether copies are being kept (the watch is connected).
@@ -190,5 +221,54 @@ impl crate::App {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_store::orgs::OrgRow;
+
+    fn org() -> OrgRow {
+        OrgRow {
+            id: "o1".into(),
+            slug: "acme".into(),
+            name: "Acme".into(),
+            kind: "business".into(),
+            settings: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// An organization's copy is trusted until an organization is written
+    /// here (or something is heard), and not after.
+    #[tokio::test]
+    async fn an_organizations_copy_goes_with_an_organizations_write() {
+        let cache = SessionCache::default();
+        cache.resume();
+        let loads = AtomicU64::new(0);
+        let key = "acme".to_owned();
+        let get = || {
+            cache.get(&cache.orgs, &key, || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(org()))
+            })
+        };
+        assert!(get().await.ok().flatten().is_some());
+        assert!(get().await.ok().flatten().is_some());
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "the copy was not used");
+        // A write made outside `Tx` counts as an organization's.
+        muster_store::note_write();
+        assert!(get().await.ok().flatten().is_some());
+        assert_eq!(loads.load(Ordering::SeqCst), 2, "a stale copy was used");
+        cache.hear();
+        assert!(get().await.ok().flatten().is_some());
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            3,
+            "a copy outlived what was heard"
+        );
+        assert_eq!(cache.org_hits(), 1);
     }
 }

@@ -80,14 +80,24 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<Entry> 
     let org = public_org(app, input.org.as_deref()).await?;
     let lockout: LockoutPolicy = setting(&org, "lockout");
     let mut keys = Keys::new(&org.id, &input.email, ctx.ip.as_deref(), lockout.clone());
-    if let Err(e) = throttle::check(app, &mut keys).await {
+    let email_key = muster_core::EmailAddress::parse(&input.email)
+        .ok()
+        .map(|e| e.key());
+    // The counters, the user and whether it has a second factor: one read.
+    let first = muster_store::failures::attempt(
+        &app.db,
+        &org.id,
+        email_key.as_deref(),
+        &keys.account,
+        keys.ip.as_deref(),
+    )
+    .await?;
+    if let Err(e) = throttle::judge(app, &mut keys, first.account, first.ip) {
         refused(app, &org.id, &input.email, "sign-in (throttled)", &ctx).await?;
         return Err(e);
     }
-    let user = match muster_core::EmailAddress::parse(&input.email) {
-        Ok(e) => muster_store::users::by_email(&app.db, &org.id, &e.key()).await?,
-        Err(_) => None,
-    };
+    keys.has_factors = Some(first.has_factors);
+    let user = first.user;
     let pw = input.password.expose_secret().to_owned();
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     if !app.hasher.verify_or_decoy(pw, phc).await {

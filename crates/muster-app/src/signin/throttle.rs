@@ -21,6 +21,9 @@ pub(crate) struct Keys {
     /// What `check` read, for the risk engine: recent failures of the
     /// account and of the client address (`None` before `check`).
     pub seen: Option<(i64, i64)>,
+    /// `Some(false)` when the sign-in's first read found no confirmed second
+    /// factor (so there are none to offer); `None` when it did not look.
+    pub has_factors: Option<bool>,
 }
 
 impl Keys {
@@ -31,6 +34,7 @@ impl Keys {
             policy,
             account_failed: true,
             seen: None,
+            has_factors: None,
         }
     }
 
@@ -58,9 +62,20 @@ fn wait_ms(f: Option<Failures>, delay_after: i64, window_ms: i64, now: i64) -> i
 
 /// Refuses an attempt that comes too soon after earlier failures.
 pub(crate) async fn check(app: &App, k: &mut Keys) -> Result<()> {
+    let (account, ip) = failures::get_pair(&app.db, &k.account, k.ip.as_deref()).await?;
+    judge(app, k, account, ip)
+}
+
+/// `check` with counters already read (a password sign-in reads them with
+/// its user, in one round trip).
+pub(crate) fn judge(
+    app: &App,
+    k: &mut Keys,
+    account: Option<Failures>,
+    ip: Option<Failures>,
+) -> Result<()> {
     let now = app.now_ms();
     let window = k.window_ms();
-    let (account, ip) = failures::get_pair(&app.db, &k.account, k.ip.as_deref()).await?;
     k.account_failed = account.is_some();
     let recent = |f: Option<Failures>| {
         f.filter(|f| now - f.last_failure_at <= window)

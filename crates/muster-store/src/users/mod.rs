@@ -148,7 +148,7 @@ pub async fn insert_all(db: &Db, users: &[NewUser<'_>]) -> Result<()> {
     let mut conn = write.acquire().await?;
     let r = q.execute(&mut *conn).await;
     // A commit like `Tx::commit`'s, counted for the session cache the same way.
-    crate::note_write();
+    crate::db::note_commit();
     match r {
         Ok(_) => Ok(()),
         Err(e) => {

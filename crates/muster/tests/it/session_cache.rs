@@ -12,16 +12,15 @@ use sqlx::Connection;
 
 const PW: &str = "Str0ng!pass";
 
+/// Asks to sign `email` in to `acme` with `password`.
+async fn login(t: &TestApp, email: &str, password: &str) -> (StatusCode, serde_json::Value) {
+    let body = json!({"email": email, "password": password, "org": "acme"});
+    t.call("POST", "/api/v1/auth/login", None, Some(body)).await
+}
+
 /// Signs `email` in to `acme`: (session token, session id).
 async fn sign_in(t: &TestApp, email: &str) -> (String, String) {
-    let (s, b) = t
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"email": email, "password": PW, "org": "acme"})),
-        )
-        .await;
+    let (s, b) = login(t, email, PW).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     (
         b["session_token"].as_str().unwrap().to_owned(),
@@ -263,3 +262,68 @@ async fn a_cli_change_is_heard(t: TestApp) {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "deactivated through the CLI");
 }
 both!(a_cli_change_is_heard);
+
+/// Signs in to `acme` (whatever the answer) until the organization is found
+/// from the cache's copy: a sign-in then reads it no more.
+async fn warm_org(t: &TestApp, email: &str) {
+    let before = t.app.sessions.org_hits();
+    for _ in 0..500 {
+        let (s, b) = login(t, email, PW).await;
+        assert!(
+            [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(&s),
+            "{b}"
+        );
+        if t.app.sessions.org_hits() > before {
+            return;
+        }
+    }
+    panic!("the organization was never found from the cache");
+}
+
+/// A sign-in's copy of its organization: a change of the organization made
+/// here counts from the very next sign-in, one made elsewhere from the next
+/// sign-in after it is heard. (Sign-ins' own commits leave the copy alone.)
+async fn an_organizations_copy_never_outlives_its_change(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    t.user_with_token("acme", "rae@acme.example", &["member"])
+        .await;
+    warm_org(&t, "rae@acme.example").await;
+
+    // Here: slowed from the first failure on instead of the third.
+    let (s, b) = t
+        .call(
+            "PUT",
+            "/api/v1/orgs/acme/lockout-policy",
+            Some(&owner),
+            Some(json!({"delay_after": 1, "lock_after": 10, "cooldown_minutes": 15})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let rae = "rae@acme.example";
+    let (s, _) = login(&t, rae, "Wr0ng!pass").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, b) = login(&t, rae, PW).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the sign-in used the organization's old lockout policy: {b}"
+    );
+
+    // Elsewhere: the organization renamed by SQL on another connection.
+    warm_org(&t, rae).await;
+    let before = t.app.sessions.heard();
+    elsewhere(
+        &t,
+        "UPDATE orgs SET slug = 'acme-renamed' WHERE slug = 'acme'",
+    )
+    .await;
+    heard_after(&t, before).await;
+    let (s, b) = login(&t, rae, PW).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a sign-in found the organization under its old slug: {b}"
+    );
+}
+
+both!(an_organizations_copy_never_outlives_its_change);
