@@ -69,8 +69,9 @@ fn counters(failures: Option<i64>, first: Option<i64>, last: Option<i64>) -> Opt
     })
 }
 
-/// See `Attempt`. `email_key` is `None` for input that is no address (no
-/// user then); `ip_key` is `None` without a client address.
+/// See `Attempt`. `email_key` is `EmailAddress::key()` (already lower
+/// case), `None` for input that is no address (no user then); `ip_key` is
+/// `None` without a client address.
 pub async fn attempt(
     db: &Db,
     org_id: &str,
@@ -91,11 +92,10 @@ pub async fn attempt(
          LEFT JOIN auth_failures i ON i.key = $4",
         crate::users::COLS
     ));
-    let email_key = email_key.map(str::to_lowercase);
     on_db!(db, c => {
         let row = sqlx::query(sql)
             .bind(org_id)
-            .bind(email_key.as_deref())
+            .bind(email_key)
             .bind(account_key)
             .bind(ip_key)
             .fetch_one(c)
