@@ -167,7 +167,7 @@ pub(crate) async fn evaluate_with(
             .is_some(),
         None => false,
     };
-    let history = muster_store::devices::recent_sign_ins(&app.db, &user.id, 50).await?;
+    let history = muster_store::devices::baseline(&app.db, &user.id, 50).await?;
     let ip: Option<IpAddr> = ctx.ip.as_deref().and_then(|i| i.parse().ok());
     let place = match (&app.geo, ip) {
         (Some(g), Some(ip)) => g.lookup(ip),
@@ -198,17 +198,15 @@ pub(crate) async fn evaluate_with(
         Some(ip) => rules.risk_deny.iter().any(|n| n.contains(&ip)),
         None => false,
     };
-    let last_seen = history.iter().find_map(|s| {
-        Some(Seen {
-            at_ms: s.at,
-            coords: (s.latitude?, s.longitude?),
-        })
+    let last_seen = history.last_located.map(|(at_ms, lat, lon)| Seen {
+        at_ms,
+        coords: (lat, lon),
     });
     let signals = Signals {
         known_device,
-        has_history: !history.is_empty(),
+        has_history: history.sign_ins > 0,
         country: place.country.clone(),
-        known_countries: history.iter().filter_map(|s| s.country.clone()).collect(),
+        known_countries: history.countries,
         last_seen,
         here: place.coords.map(|coords| Seen { at_ms: now, coords }),
         user_failures,
@@ -228,8 +226,8 @@ pub(crate) async fn evaluate_with(
         coords: place.coords,
         device_hash: hash,
         prune_history: history
-            .last()
-            .is_some_and(|s| now - s.at > muster_store::devices::HISTORY_MS),
+            .oldest_at
+            .is_some_and(|at| now - at > muster_store::devices::HISTORY_MS),
     })
 }
 

@@ -100,12 +100,60 @@ pub async fn insert_sign_in(tx: &mut Tx, s: &SignInRow, prune: bool) -> Result<(
     Ok(())
 }
 
-/// The user's most recent successful sign-ins, newest first.
-pub async fn recent_sign_ins(db: &Db, user_id: &str, limit: i64) -> Result<Vec<SignInRow>> {
-    Ok(on_db!(db, c => sqlx::query_as(
-        "SELECT id, org_id, user_id, at, ip, country, latitude, longitude, device_id FROM sign_ins \
-         WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
-        .bind(user_id).bind(limit).fetch_all(c).await)?)
+/// What the risk engine compares a sign-in with, summarised from the user's
+/// last `limit` sign-ins by the database: a sign-in used to fetch all of
+/// them (fifty rows for a regular user) to read a handful of facts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Baseline {
+    /// How many of the last `limit` there are (at most `limit`).
+    pub sign_ins: i64,
+    /// When the oldest of them was.
+    pub oldest_at: Option<i64>,
+    /// The newest of them with a location: when, latitude, longitude.
+    pub last_located: Option<(i64, f64, f64)>,
+    /// The countries they came from, each once.
+    pub countries: Vec<String>,
+}
+
+/// One row per fact, told apart by `part` (0: count and oldest; 1: the
+/// newest located; 2: a country), in SQL both databases run.
+const BASELINE: &str = "WITH h AS (SELECT id, at, country, latitude, longitude FROM sign_ins \
+       WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2) \
+     SELECT CAST(0 AS BIGINT) AS part, COUNT(*) AS n, MIN(at) AS at, CAST(NULL AS TEXT) AS country, \
+            CAST(NULL AS DOUBLE PRECISION) AS latitude, CAST(NULL AS DOUBLE PRECISION) AS longitude \
+       FROM h \
+     UNION ALL \
+     SELECT * FROM (SELECT CAST(1 AS BIGINT), CAST(0 AS BIGINT), at, CAST(NULL AS TEXT), latitude, longitude \
+       FROM h WHERE latitude IS NOT NULL AND longitude IS NOT NULL \
+       ORDER BY at DESC, id DESC LIMIT 1) AS l \
+     UNION ALL \
+     SELECT DISTINCT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), country, \
+            CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS DOUBLE PRECISION) \
+       FROM h WHERE country IS NOT NULL";
+
+type BaselineRow = (
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+);
+
+/// The user's `Baseline` over their last `limit` sign-ins.
+pub async fn baseline(db: &Db, user_id: &str, limit: i64) -> Result<Baseline> {
+    let rows: Vec<BaselineRow> = on_db!(db, c => sqlx::query_as(BASELINE)
+        .bind(user_id).bind(limit).fetch_all(c).await)?;
+    let mut b = Baseline::default();
+    for (part, n, at, country, lat, lon) in rows {
+        match (part, country, lat, lon) {
+            (0, _, _, _) => (b.sign_ins, b.oldest_at) = (n, at),
+            (1, _, Some(lat), Some(lon)) => b.last_located = at.map(|at| (at, lat, lon)),
+            (2, Some(c), _, _) => b.countries.push(c),
+            _ => {}
+        }
+    }
+    Ok(b)
 }
 
 /// Notes that a session is used from `ip`, another address than its last:

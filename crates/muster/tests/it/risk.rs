@@ -416,9 +416,60 @@ async fn a_sign_in_writes_its_device_history_session_and_event_together(t: TestA
     assert_eq!(t.audit_count("auth.login", session).await, 1);
 }
 
+/// The risk engine's baseline is summarised by the database from the last
+/// fifty sign-ins only: their number and oldest time (for pruning), the
+/// newest one with a location (rows without one are skipped), and each
+/// country once. A sign-in further back than fifty counts for nothing.
+async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
+    use muster_testkit::muster_store::devices::{Baseline, baseline};
+    let (_owner, ann_id) = setup(&t).await;
+    let org = muster_testkit::muster_store::orgs::by_slug(&t.app.db, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        baseline(&t.app.db, &ann_id, 50).await.unwrap(),
+        Baseline::default()
+    );
+    let row = |n: i64, country: &str, coords: &str| {
+        format!(
+            "INSERT INTO sign_ins (id, org_id, user_id, at, ip, country, latitude, longitude) \
+             VALUES ('s{n:03}', '{}', '{ann_id}', {n}, '81.1.1.1', {country}, {coords})",
+            org.id
+        )
+    };
+    // Sign-in 1, the oldest, is the only one from Japan: beyond the last 50.
+    t.raw(&row(1, "'JP'", "35.0, 139.0")).await;
+    for n in 2..=49 {
+        t.raw(&row(n, "'DE'", "52.5, 13.4")).await;
+    }
+    t.raw(&row(50, "'FR'", "48.8, 2.3")).await;
+    // The newest two: one from an address without a place, one with a
+    // country but no coordinates.
+    t.raw(&row(51, "NULL", "NULL, NULL")).await;
+    t.raw(&row(52, "'NL'", "NULL, NULL")).await;
+    let mut b = baseline(&t.app.db, &ann_id, 50).await.unwrap();
+    b.countries.sort();
+    assert_eq!(
+        b,
+        Baseline {
+            sign_ins: 50,
+            oldest_at: Some(3),
+            last_located: Some((50, 48.8, 2.3)),
+            countries: vec!["DE".into(), "FR".into(), "NL".into()],
+        }
+    );
+    // Another user's history is not Ann's.
+    assert_eq!(
+        baseline(&t.app.db, "someone-else", 50).await.unwrap(),
+        Baseline::default()
+    );
+}
+
 both!(
     a_new_device_is_remembered_announced_and_forgettable,
     a_sign_in_writes_its_device_history_session_and_event_together,
     risk_levels_follow_the_policy,
     rapid_address_changes_end_a_session,
+    the_risk_baseline_summarises_the_last_fifty_sign_ins,
 );
