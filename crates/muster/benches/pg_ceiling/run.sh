@@ -31,6 +31,7 @@ run() {
     PGOPTIONS="-c session_replication_role=replica -c client_min_messages=warning" psql -q -d $db -c "TRUNCATE users, role_assignments, audit_events, audit_pending, scim_user_count_deltas, raw_rows CASCADE"
     tps=$(PGOPTIONS="$3" pgbench -n -M prepared -c "$2" -j 2 -T "$seconds" -f "$here/$1.sql" $db 2>&1 |
         sed -n 's/^tps = \([0-9]*\).*/\1/p')
+    [ -n "$tps" ] || { echo "pgbench could not run $1.sql" >&2; exit 1; }
     echo "{\"script\":\"$1\",\"clients\":$2,\"options\":\"$3\",\"tx_per_s\":$tps}"
 }
 i=0
