@@ -1,7 +1,10 @@
-//! `POST /Users`, one at a time or many at once (Bulk). A creation first
-//! settles its special cases — re-provisioning by externalId, an existing
-//! local account with the same email — through the one write path; what is
-//! left is a new row, written with its role, event and IdP values.
+//! `POST /Users`, one at a time or many at once (Bulk). A creation settles
+//! its special cases — re-provisioning by externalId, an existing local
+//! account with the same email — through the one write path; what is left
+//! is a new row, written with its role, event and IdP values. A lone
+//! creation is written as a new row first and looks for its special case
+//! only when that write conflicts; Bulk reads first (a conflict would undo
+//! the shared write of the documents around it).
 
 use super::users::{
     apply_input, check_manager, hash_password, idp_values, render, scim_org, set_active,
@@ -46,26 +49,40 @@ struct NewRow {
 
 pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Result<Value> {
     let org = scim_org(app, caller, Permission::UsersWrite).await?;
+    // Most creations are plain new users, written without first reading for
+    // the special cases: each of those collides with a unique index (a kept
+    // user's externalId, a local account's email), so only a conflict sends
+    // the document through the read that tells them apart. The conflicting
+    // statement wrote nothing.
+    if let Creation::New(n) = check(app, &org, body.clone(), Special::Later).await? {
+        let doc = render(base, &n.row, None, AccessDates::default());
+        match write_new(app, caller, &org, &n).await {
+            Ok(()) => return finish(app, caller, base, &org, *n, doc).await,
+            Err(AppError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    create_checked(app, caller, base, &org, body).await
+}
+
+/// `create` for a document that may be a special case: read first.
+async fn create_checked(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    org: &OrgRef,
+    body: Value,
+) -> Result<Value> {
     let pre = Preconditions::default();
-    match check(app, &org, body).await? {
-        Creation::New(n) => insert_one(app, caller, base, &org, *n).await,
+    match check(app, org, body, Special::Read).await? {
+        Creation::New(n) => insert_one(app, caller, base, org, *n).await,
         Creation::Reprovision { id, doc } => {
             let action = Some("scim.user_reprovisioned");
-            write_user(
-                app,
-                caller,
-                base,
-                &org,
-                &id,
-                &pre,
-                action,
-                true,
-                |current| {
-                    let mut d = doc.clone();
-                    super::dates::keep_if_absent(&current, &mut d);
-                    Ok(d)
-                },
-            )
+            write_user(app, caller, base, org, &id, &pre, action, true, |current| {
+                let mut d = doc.clone();
+                super::dates::keep_if_absent(&current, &mut d);
+                Ok(d)
+            })
             .await
         }
         Creation::LocalEmail { id, doc } => {
@@ -85,21 +102,11 @@ pub async fn create(app: &App, caller: &Caller, base: &str, body: Value) -> Resu
                 .into());
             }
             let action = Some("scim.user_linked");
-            write_user(
-                app,
-                caller,
-                base,
-                &org,
-                &id,
-                &pre,
-                action,
-                true,
-                |current| {
-                    let mut d = doc.clone();
-                    super::dates::keep_if_absent(&current, &mut d);
-                    Ok(d)
-                },
-            )
+            write_user(app, caller, base, org, &id, &pre, action, true, |current| {
+                let mut d = doc.clone();
+                super::dates::keep_if_absent(&current, &mut d);
+                Ok(d)
+            })
             .await
         }
     }
@@ -126,11 +133,13 @@ pub async fn create_many(
     while from < bodies.len() {
         let rest: Vec<Value> = bodies.get(from..).unwrap_or_default().to_vec();
         let org_ref = &org;
-        let checked: Vec<Result<Creation>> =
-            futures::stream::iter(rest.into_iter().map(|b| check(app, org_ref, b)))
-                .buffered(CHECK_CONCURRENCY)
-                .collect()
-                .await;
+        let checked: Vec<Result<Creation>> = futures::stream::iter(
+            rest.into_iter()
+                .map(|b| check(app, org_ref, b, Special::Read)),
+        )
+        .buffered(CHECK_CONCURRENCY)
+        .collect()
+        .await;
         let mut batch: Vec<(usize, NewRow)> = Vec::new();
         let mut special = None;
         for (k, c) in checked.into_iter().enumerate() {
@@ -156,7 +165,7 @@ pub async fn create_many(
         match special {
             Some(i) => {
                 let body = bodies.get(i).cloned().unwrap_or(Value::Null);
-                let r = create(app, caller, base, body).await;
+                let r = create_checked(app, caller, base, &org, body).await;
                 if let Some(slot) = out.get_mut(i) {
                     *slot = Some(r);
                 }
@@ -262,15 +271,33 @@ async fn insert_one(
     org: &OrgRef,
     n: NewRow,
 ) -> Result<Value> {
-    let state = UserState::parse(&n.row.state).unwrap_or(UserState::Provisioned);
-    let id = n.row.id.clone();
     let doc = render(base, &n.row, None, AccessDates::default());
-    insert_new_user(app, caller, org, n.row, &member(), Some(&n.values))
-        .await
-        .map_err(uniqueness)?;
+    write_new(app, caller, org, &n).await.map_err(uniqueness)?;
+    finish(app, caller, base, org, n, doc).await
+}
+
+/// Writes the new user with its role and event; a unique value taken is the
+/// store's `Conflict`, as is.
+async fn write_new(app: &App, caller: &Caller, org: &OrgRef, n: &NewRow) -> Result<()> {
+    insert_new_user(app, caller, org, n.row.clone(), &member(), Some(&n.values)).await?;
+    Ok(())
+}
+
+/// What follows a new user's write: `active:false` and dates as sent, each
+/// its own audited change. `doc` is the user as written.
+async fn finish(
+    app: &App,
+    caller: &Caller,
+    base: &str,
+    org: &OrgRef,
+    n: NewRow,
+    doc: Value,
+) -> Result<Value> {
     if n.active != Some(false) && n.dates == AccessDates::default() {
         return Ok(doc);
     }
+    let state = UserState::parse(&n.row.state).unwrap_or(UserState::Provisioned);
+    let id = n.row.id.clone();
     set_active(app, caller, org, &id, state, n.active).await?;
     if n.dates != AccessDates::default() {
         schedule(app, caller, org, &id, n.dates).await?;
@@ -304,18 +331,32 @@ async fn schedule(
     Ok(tx.commit().await?)
 }
 
+/// Whether `check` looks for the users a document may be meant for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Special {
+    Read,
+    /// Not yet: the caller writes the document as a new user and reads only
+    /// when that conflicts (`create`).
+    Later,
+}
+
 /// Checks a document and finds what it asks for. Only reads.
-async fn check(app: &App, org: &OrgRef, body: Value) -> Result<Creation> {
+async fn check(app: &App, org: &OrgRef, body: Value, special: Special) -> Result<Creation> {
     let doc = canonical(Resource::User, body)?;
     let input = parse_user(&doc)?;
     check_manager(app, &org.id, None, &input).await?;
-    let found = muster_store::users::matches(
-        &app.db,
-        &org.id,
-        input.profile.external_id.as_deref(),
-        &input.email.key(),
-    )
-    .await?;
+    let found = match special {
+        Special::Read => {
+            muster_store::users::matches(
+                &app.db,
+                &org.id,
+                input.profile.external_id.as_deref(),
+                &input.email.key(),
+            )
+            .await?
+        }
+        Special::Later => Vec::new(),
+    };
     if let Some(m) = found.iter().find(|m| m.by_external_id && m.scim_hidden) {
         let mut doc = doc.clone();
         if let Some(o) = doc.as_object_mut() {

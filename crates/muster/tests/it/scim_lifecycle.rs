@@ -131,6 +131,9 @@ async fn delete_follows_the_policy_and_reprovisioning_matches_external_id(t: Tes
     assert_eq!(again["id"], id.as_str());
     assert_eq!(again["active"], true);
     assert_eq!(again["title"], "Back");
+    // Written first as a new user, the document conflicted on its
+    // externalId: that write left nothing behind.
+    only_written_users_were_created(&t, &admin).await;
     // Policy "delete": gone for good.
     let (s, v) = t
         .call(
@@ -178,6 +181,7 @@ async fn a_local_account_is_never_adopted_silently(t: TestApp) {
         json!({"userName": "erin", "emails": [{"value": "ERIN@acme.example", "primary": true}]});
     let (s, _, v) = scim(&t, "POST", "/Users", &tok, Some(body.clone()), &[]).await;
     assert_scim_error(s, &v, 409, Some("uniqueness"));
+    only_written_users_were_created(&t, &admin).await;
     let (_, u) = t
         .call(
             "GET",
@@ -230,6 +234,31 @@ async fn a_local_account_is_never_adopted_silently(t: TestApp) {
     );
 }
 both!(a_local_account_is_never_adopted_silently);
+
+/// Every `user.created` event of acme names a user that exists, and every
+/// user has exactly one: a creation that conflicted and was settled another
+/// way (re-provisioning, linking, refusal) wrote neither user nor event.
+async fn only_written_users_were_created(t: &TestApp, admin: &str) {
+    t.app.seal_all().await.unwrap();
+    // The sorted values of `field` in the items of the list at `path`.
+    let listed = |path: &'static str, field: &'static str| async move {
+        let (s, v) = t.call("GET", path, Some(admin), None).await;
+        assert_eq!(s, 200, "{v}");
+        let mut out: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i[field].as_str().unwrap().to_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    let events = "/api/v1/orgs/acme/audit-events?action=user.created&limit=100";
+    let created = listed(events, "target_id").await;
+    let users = listed("/api/v1/orgs/acme/users?limit=100", "id").await;
+    assert!(!users.is_empty());
+    assert_eq!(created, users, "user.created events against users");
+}
 
 async fn pushed_passwords_follow_the_policy_and_are_never_echoed(t: TestApp) {
     let admin = t.org_with_owner("acme").await;
