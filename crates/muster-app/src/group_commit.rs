@@ -1,17 +1,22 @@
-//! Group commit of new users on SQLite.
+//! Group commit of new users.
 //!
-//! SQLite has one writer and every commit waits for its fsync, so concurrent
-//! creations would take the writer one at a time, one fsync each. Instead
-//! they queue here, and one task writes whatever gathered while the previous
-//! commit ran (up to `MAX_BATCH`) as one transaction: many creations, one
-//! fsync, and the pages they share (the ends of the id-ordered indexes)
-//! written once. Nobody waits for a batch to fill: a lone creation is written
-//! at once. Each caller is answered only after its batch is durable.
+//! Every commit waits for its flush to disk, and on PostgreSQL every
+//! statement also costs its own executor start-up, index descents and
+//! triggers, whatever the number of rows. So concurrent creations queue
+//! here, and one task writes whatever gathered while the previous write ran
+//! (up to `MAX_BATCH`) as one transaction — on PostgreSQL one statement
+//! (`muster_store::creations`): many creations, one flush, one statement.
+//! Nobody waits for a batch to fill: a lone creation is written at once.
+//! Each caller is answered only after its batch is durable.
 //!
 //! A batch that fails (one creation's unique conflict, say) is written again
 //! one creation at a time, so each gets exactly the outcome it would have had
-//! alone. PostgreSQL commits concurrent transactions in parallel and writes
-//! directly.
+//! alone.
+//!
+//! PostgreSQL wrote directly until 2026-12-06: batching there had gained
+//! nothing while each SCIM creation still read for its special cases before
+//! writing (BENCHMARKS.md); once a lone creation wrote first, it gained a
+//! quarter (SCIM) to two fifths (REST) ("Group commit on PostgreSQL").
 
 use muster_core::audit::StoredEvent;
 use muster_store::Db;
@@ -42,9 +47,6 @@ pub(crate) struct GroupCommit {
 impl GroupCommit {
     /// Writes the new user, durably, together with whatever else is queued.
     pub async fn insert(&self, db: &Db, job: Job) -> muster_store::Result<()> {
-        if !matches!(db, Db::Sqlite { .. }) {
-            return write_one(db, &job).await;
-        }
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(1024);
             tokio::spawn(writer(db.clone(), rx));

@@ -90,7 +90,7 @@ pub struct App {
     /// Woken when an email is queued, so the outbox worker sends it now.
     outbox: Arc<tokio::sync::Notify>,
     sealed_since_vacuum: Arc<std::sync::atomic::AtomicUsize>,
-    /// New users on their way to the SQLite writer (see `group_commit`).
+    /// New users on their way to the writer (see `group_commit`).
     creations: group_commit::GroupCommit,
     /// Built-in roles never change after their organization is created, so
     /// resolving `member` or `admin` need not cost a query per request.

@@ -3,7 +3,7 @@
 //! on PostgreSQL a folded base plus appended changes) follows creations, IdP
 //! deletions, re-provisioning and hard deletes, before and after each fold and
 //! with folds racing the writes; and
-//! concurrent creations, written together on SQLite (group commit), each get
+//! concurrent creations, written together (group commit), each get
 //! the outcome they would have had alone.
 
 use crate::scim::{new_user, scim, scim_token};
