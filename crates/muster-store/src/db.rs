@@ -63,6 +63,8 @@ pub struct Tx {
     pub(crate) inner: TxInner,
     /// An organization's own row was written (see `ORG_COMMITS`).
     pub(crate) wrote_org: bool,
+    /// A SCIM token was revoked or rotated (see `TOKEN_COMMITS`).
+    pub(crate) wrote_token: bool,
 }
 
 impl Db {
@@ -165,6 +167,7 @@ impl Db {
         Ok(Tx {
             inner,
             wrote_org: false,
+            wrote_token: false,
         })
     }
 
@@ -201,11 +204,29 @@ pub fn org_commits() -> u64 {
     ORG_COMMITS.load(Ordering::SeqCst)
 }
 
+/// Committed writes to a SCIM token (revocation, rotation, last use): copies
+/// of a token's authentication need not be dropped for every creation's or
+/// sealing's commit during a provisioning run, only for these (and
+/// organizations', `ORG_COMMITS`).
+static TOKEN_COMMITS: AtomicU64 = AtomicU64::new(0);
+
+/// See `TOKEN_COMMITS`.
+pub fn token_commits() -> u64 {
+    TOKEN_COMMITS.load(Ordering::SeqCst)
+}
+
+/// Counts a write to a SCIM token made outside `Tx`.
+pub(crate) fn note_token_write() {
+    note_commit();
+    TOKEN_COMMITS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// Counts a write made outside `Tx` (a test's raw SQL) as a commit, of
 /// anything.
 pub fn note_write() {
     note_commit();
     ORG_COMMITS.fetch_add(1, Ordering::SeqCst);
+    TOKEN_COMMITS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Counts a statement committed on its own, outside `Tx`, that wrote no
@@ -226,6 +247,9 @@ impl Tx {
         note_commit();
         if self.wrote_org {
             ORG_COMMITS.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.wrote_token {
+            TOKEN_COMMITS.fetch_add(1, Ordering::SeqCst);
         }
         r?;
         Ok(())

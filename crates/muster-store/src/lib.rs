@@ -39,7 +39,7 @@ pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 
-pub use db::{Backend, Db, DbOptions, Tx, commits, note_write, org_commits};
+pub use db::{Backend, Db, DbOptions, Tx, commits, note_write, org_commits, token_commits};
 pub use error::StoreError;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -64,6 +64,7 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<ScimTokenRow>> {
 }
 
 pub async fn revoke(tx: &mut Tx, org_id: &str, id: &str, now: i64) -> Result<bool> {
+    tx.wrote_token = true;
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE scim_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
         .bind(org_id).bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
@@ -78,6 +79,7 @@ pub async fn rotate(
     new_id: &str,
     expires_at: i64,
 ) -> Result<bool> {
+    tx.wrote_token = true;
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE scim_tokens SET rotated_to = $3,
              expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END
@@ -87,26 +89,23 @@ pub async fn rotate(
 }
 
 /// Records use (time and address); called at most once a minute per token.
+/// Counted as a token's write, so that a kept copy of the token (the session
+/// cache) is read again and the next request does not record it again.
 pub async fn touch(db: &Db, id: &str, now: i64, ip: Option<&str>) -> Result<()> {
     const SQL: &str = "UPDATE scim_tokens SET last_used_at = $2, last_used_ip = $3 WHERE id = $1";
-    match db {
+    let r = match db {
         Db::Sqlite { write, .. } => {
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(now)
-                .bind(ip)
-                .execute(write)
-                .await?;
+            let q = sqlx::query(SQL).bind(id).bind(now).bind(ip);
+            q.execute(write).await.map(|_| ())
         }
         Db::Postgres(p) => {
-            sqlx::query(SQL)
-                .bind(id)
-                .bind(now)
-                .bind(ip)
-                .execute(p)
-                .await?;
+            let q = sqlx::query(SQL).bind(id).bind(now).bind(ip);
+            q.execute(p).await.map(|_| ())
         }
-    }
+    };
+    // Counted whatever the outcome, like `Tx::commit`.
+    crate::db::note_token_write();
+    r?;
     Ok(())
 }
 
@@ -170,4 +169,67 @@ pub async fn fold_counts(db: &Db) -> Result<u64> {
             .await?;
     }
     Ok(folded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DbOptions;
+
+    fn token(id: &str) -> ScimTokenRow {
+        ScimTokenRow {
+            id: id.into(),
+            org_id: "o1".into(),
+            name: "IdP".into(),
+            secret_hash: "h".into(),
+            ip_allow: String::new(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            rotated_to: None,
+            last_used_at: None,
+            last_used_ip: None,
+        }
+    }
+
+    /// Kept copies of a SCIM token are trusted until a token's write is
+    /// counted (`TOKEN_COMMITS`): revocation, rotation and last use must
+    /// each count. No other test of this crate writes a token, so the count
+    /// moves only for what this test does.
+    #[tokio::test]
+    async fn every_write_to_a_token_is_counted() {
+        let path =
+            std::env::temp_dir().join(format!("muster-store-scim-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let db = Db::connect(
+            &format!("sqlite://{}", path.display()),
+            &DbOptions::default(),
+        )
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO orgs (id, slug, name, kind, settings, created_at, updated_at) \
+             VALUES ('o1', 'acme', 'Acme', 'business', '{}', 0, 0)")
+            .execute(c).await.map(|r| r.rows_affected()))
+        .unwrap();
+        insert(&mut tx, &token("t1")).await.unwrap();
+        insert(&mut tx, &token("t2")).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let before = crate::token_commits();
+        let mut tx = db.begin().await.unwrap();
+        assert!(revoke(&mut tx, "o1", "t1", 1).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(crate::token_commits(), before + 1, "a revocation");
+        let mut tx = db.begin().await.unwrap();
+        assert!(rotate(&mut tx, "o1", "t2", "t3", 1).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(crate::token_commits(), before + 2, "a rotation");
+        touch(&db, "t2", 2, Some("192.0.2.1")).await.unwrap();
+        assert_eq!(crate::token_commits(), before + 3, "a last use");
+        db.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -236,12 +236,20 @@ pub async fn rotate(
 
 /// Authenticates `Authorization: Bearer mss_…`. Every failure — malformed,
 /// unknown, wrong secret, expired, revoked, calling from outside the allowed
-/// networks — is the same `Unauthenticated`.
+/// networks — is the same `Unauthenticated`. The token's row may come from
+/// the session cache, by its rules: a revocation or rotation made in this
+/// process counts from the next request, one made elsewhere once announced
+/// (migration 0022), and no copy is older than a second. The secret, the
+/// expiry and the address are checked on every request.
 pub async fn authenticate(app: &App, token: &str, ctx: Context) -> Result<Caller> {
     let parsed =
         tokens::parse(tokens::SCIM_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.to_string();
-    let row = muster_store::scim::for_auth(&app.db, &id)
+    let row = app
+        .sessions
+        .get(&app.sessions.scim, &id, || async {
+            Ok(muster_store::scim::for_auth(&app.db, &id).await?)
+        })
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let t = &row.token;
@@ -273,10 +281,10 @@ pub async fn authenticate(app: &App, token: &str, ctx: Context) -> Result<Caller
     }
     Ok(Caller {
         principal: Principal::ScimToken {
-            org_id: row.token.org_id,
-            org_slug: row.org_slug,
-            token_id: row.token.id,
-            token_name: row.token.name,
+            org_id: t.org_id.clone(),
+            org_slug: row.org_slug.clone(),
+            token_id: t.id.clone(),
+            token_name: t.name.clone(),
         },
         ctx,
     })

@@ -3,6 +3,13 @@
 //! request (issue 4's `/me` target; issue 6 §2). Organizations looked up by
 //! slug for sign-ins are kept by the same rules, except that in this process
 //! only commits that wrote an organization count (`muster_store::org_commits`).
+//! SCIM tokens are kept by the same rules, except that in this process only
+//! commits that wrote a SCIM token or an organization count
+//! (`muster_store::token_commits`): an IdP's provisioning run is thousands of
+//! requests with one token, each of which commits. (API tokens are not kept:
+//! a token revoked or a role removed through one instance is refused by the
+//! others on the very next request, issue 6 §2; a SCIM token, like a session,
+//! within a second.)
 //!
 //! A copy is trusted only while nothing could have changed it:
 //! - **in this process**, every committed transaction moves
@@ -85,6 +92,14 @@ pub struct SessionCache {
     pub(crate) me: Copies<String, muster_store::sessions::SessionUserRow>,
     /// Organizations by slug, for sign-ins (the same rules, another count).
     pub(crate) orgs: Copies<String, muster_store::orgs::OrgRow>,
+    /// SCIM tokens by id, with their organization's slug (another count).
+    pub(crate) scim: Copies<String, muster_store::scim::ScimAuthRow>,
+}
+
+/// What may change a SCIM token's authentication in this process: a write
+/// to a SCIM token, or to an organization (its slug).
+fn scim_commits() -> u64 {
+    muster_store::token_commits().wrapping_add(muster_store::org_commits())
 }
 
 impl Default for SessionCache {
@@ -95,6 +110,7 @@ impl Default for SessionCache {
             auth: Copies::counting(muster_store::commits, SESSION_HITS),
             me: Copies::counting(muster_store::commits, SESSION_HITS),
             orgs: Copies::counting(muster_store::org_commits, "muster_org_cache_hits_total"),
+            scim: Copies::counting(scim_commits, "muster_scim_token_cache_hits_total"),
         }
     }
 }
@@ -164,6 +180,11 @@ impl SessionCache {
     /// Organizations found from a copy since start (for tests).
     pub fn org_hits(&self) -> u64 {
         self.orgs.hits.load(Ordering::Relaxed)
+    }
+
+    /// SCIM tokens found from a copy since start (for tests).
+    pub fn scim_hits(&self) -> u64 {
+        self.scim.hits.load(Ordering::Relaxed)
     }
 
     /// Whether copies are being kept (the watch is connected).

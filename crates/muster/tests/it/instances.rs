@@ -129,14 +129,7 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
         );
         seen_ms.push(revoked.elapsed().as_secs_f64() * 1000.0);
     }
-    seen_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| seen_ms[((seen_ms.len() as f64 - 1.0) * p).round() as usize];
-    eprintln!(
-        "revocation seen by the other instance ({ROUNDS} rounds): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
-    );
+    report("API token revocation", &mut seen_ms);
 
     // A role removed through A is enforced by B on the next request.
     let (uid, user_tok) = t
@@ -220,32 +213,59 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
     heard_ms.push(until(&c, &b, &session, 401, SESSION_ROUNDS).await);
     // B did answer from its cache (so the times above are a cache following
     // A's changes, not a database read per request).
-    let metrics = c
-        .get(format!("{}/metrics", b.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let hits: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("muster_session_cache_hits_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let hits = counter(&c, &b, "muster_session_cache_hits_total").await;
     assert!(
         hits >= SESSION_ROUNDS as f64,
         "B answered {hits} requests from its cache"
     );
-    heard_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| heard_ms[((heard_ms.len() as f64 - 1.0) * p).round() as usize];
-    eprintln!(
-        "session change seen by the other instance ({} changes): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        heard_ms.len(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+    report("session change", &mut heard_ms);
+
+    // SCIM tokens: B answers a busy IdP's token from its cache, and hears
+    // A's revocation through PostgreSQL (within a second, like a session).
+    let mut scim_ms = Vec::with_capacity(SCIM_ROUNDS);
+    for i in 0..SCIM_ROUNDS {
+        let (s, tok) = call(
+            &c,
+            &a,
+            "POST",
+            "/api/v1/orgs/acme/scim-tokens",
+            &admin,
+            Some(json!({"name": format!("IdP {i}")})),
+        )
+        .await;
+        assert_eq!(s, 201, "{tok}");
+        let secret = tok["secret"].as_str().unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                call(&c, &b, "GET", "/scim/v2/Users", secret, None).await.0,
+                200
+            );
+        }
+        let path = format!(
+            "/api/v1/orgs/acme/scim-tokens/{}",
+            tok["id"].as_str().unwrap()
+        );
+        assert_eq!(call(&c, &a, "DELETE", &path, &admin, None).await.0, 204);
+        let revoked = std::time::Instant::now();
+        loop {
+            let (s, _) = call(&c, &b, "GET", "/scim/v2/Users", secret, None).await;
+            if s == 401 {
+                break;
+            }
+            assert_eq!(s, 200, "round {i}");
+            assert!(
+                revoked.elapsed() < std::time::Duration::from_secs(10),
+                "round {i}: the other instance still accepts a revoked SCIM token"
+            );
+        }
+        scim_ms.push(revoked.elapsed().as_secs_f64() * 1000.0);
+    }
+    let hits = counter(&c, &b, "muster_scim_token_cache_hits_total").await;
+    assert!(
+        hits >= SCIM_ROUNDS as f64,
+        "B answered {hits} SCIM requests from its cache"
     );
+    report("SCIM token revocation", &mut scim_ms);
 
     // Lockout counts are shared: failures spread over both lock the account.
     let policy = json!({"delay_after": 4, "lock_after": 4, "cooldown_minutes": 15});
@@ -281,6 +301,37 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
 }
 
 const SESSION_ROUNDS: usize = 100;
+
+/// A counter of `instance`'s `/metrics` (0 when absent).
+async fn counter(c: &reqwest::Client, instance: &Instance, name: &str) -> f64 {
+    let metrics = c
+        .get(format!("{}/metrics", instance.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Prints the median, p99 and maximum of `ms` (never a timing assertion).
+fn report(what: &str, ms: &mut [f64]) {
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "{what} seen by the other instance ({} changes): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+const SCIM_ROUNDS: usize = 100;
 
 /// Asks B for the users list with `session` until it answers `want` (at most
 /// ten seconds; never a timing assertion): milliseconds until it did.

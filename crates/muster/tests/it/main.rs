@@ -46,6 +46,7 @@ mod scim_dates;
 mod scim_idp;
 mod scim_lifecycle;
 mod scim_paging;
+mod scim_token_cache;
 mod scoped_roles;
 mod session_cache;
 mod signin;

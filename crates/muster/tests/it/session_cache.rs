@@ -125,7 +125,7 @@ both!(changes_made_here_count_from_the_next_request);
 
 /// Runs `sql` on a connection of the test's own, as another instance or a
 /// CLI run would.
-async fn elsewhere(t: &TestApp, sql: &str) {
+pub(crate) async fn elsewhere(t: &TestApp, sql: &str) {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     match t.backend() {
         Backend::Postgres => {
@@ -142,7 +142,7 @@ async fn elsewhere(t: &TestApp, sql: &str) {
 }
 
 /// Waits (at most ten seconds) until an announcement after `before` is heard.
-async fn heard_after(t: &TestApp, before: u64) {
+pub(crate) async fn heard_after(t: &TestApp, before: u64) {
     for _ in 0..2000 {
         if t.app.sessions.heard() > before {
             return;
