@@ -84,6 +84,8 @@ async fn scim_token_changes_made_here_count_from_the_next_request(t: TestApp) {
     };
     let (s, _) = t.call("GET", USERS, Some(&forged), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a forged secret");
+    let (s, _) = t.call("GET", USERS, Some(&new), None).await;
+    assert_eq!(s, StatusCode::OK, "the right secret after a forged one");
 }
 both!(scim_token_changes_made_here_count_from_the_next_request);
 
