@@ -121,9 +121,10 @@ fn statement(o: &Opening<'_>) -> String {
          expires_at, ip, user_agent, mfa_level, level_at) VALUES ({}))",
         params(&mut n, 11)
     ));
-    let (at, user) = (params(&mut n, 1), params(&mut n, 1));
+    let (at, user, grain) = (params(&mut n, 1), params(&mut n, 1), params(&mut n, 1));
     parts.push(format!(
-        "t AS (UPDATE users SET last_sign_in_at = {at} WHERE id = {user})"
+        "t AS (UPDATE users SET last_sign_in_at = {at} WHERE id = {user} \
+         AND (last_sign_in_at IS NULL OR last_sign_in_at <= {at} - {grain}))"
     ));
     if o.email.is_some() {
         parts.push(format!(
@@ -189,7 +190,10 @@ fn bind<'q>(mut q: PgQuery<'q>, o: &'q Opening<'q>) -> PgQuery<'q> {
         .bind(&s.user_agent)
         .bind(s.mfa_level)
         .bind(s.level_at);
-    q = q.bind(s.created_at).bind(&s.user_id);
+    q = q
+        .bind(s.created_at)
+        .bind(&s.user_id)
+        .bind(crate::schedules::SIGN_IN_GRAIN_MS);
     if let Some(m) = o.email {
         q = q
             .bind(&m.id)

@@ -167,9 +167,18 @@ pub async fn state_since(tx: &mut Tx, org_id: &str, user_id: &str) -> Result<Opt
         .bind(org_id).bind(user_id).fetch_optional(c).await)?)
 }
 
-/// Records a sign-in as the user's latest activity.
+/// How stale `last_sign_in_at` may be. It feeds inactivity rules counted in
+/// days, so a sign-in within a minute of the recorded one writes nothing:
+/// the `users` row is not rewritten (eight indexes, the auth-change trigger's
+/// check) on every sign-in of a busy account.
+pub const SIGN_IN_GRAIN_MS: i64 = 60_000;
+
+/// Records a sign-in as the user's latest activity, at most once a
+/// `SIGN_IN_GRAIN_MS`.
 pub async fn touch_sign_in(tx: &mut Tx, user_id: &str, now: i64) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("UPDATE users SET last_sign_in_at = $2 WHERE id = $1")
-        .bind(user_id).bind(now).execute(c).await.map(|x| x.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE users SET last_sign_in_at = $2 WHERE id = $1
+         AND (last_sign_in_at IS NULL OR last_sign_in_at <= $2 - $3)")
+        .bind(user_id).bind(now).bind(SIGN_IN_GRAIN_MS).execute(c).await.map(|x| x.rows_affected()))?;
     Ok(())
 }

@@ -193,6 +193,39 @@ async fn users_without_a_sign_in_for_the_policy_days_are_suspended(t: TestApp) {
 }
 both!(users_without_a_sign_in_for_the_policy_days_are_suspended);
 
+/// A sign-in is recorded as activity at most once a minute (the `users` row
+/// is not rewritten on every sign-in of a busy account): a second sign-in
+/// within the minute leaves the recorded time, one after it moves it.
+async fn a_sign_in_is_recorded_at_most_once_a_minute(t: TestApp) {
+    async fn sign_in(t: &TestApp) {
+        let body = json!({"email": "ann@acme.example", "password": "Str0ng!pass", "org": "acme"});
+        let (s, v) = t.call("POST", "/api/v1/auth/login", None, Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    async fn last(t: &TestApp, id: &str) -> i64 {
+        let sql = format!("SELECT COALESCE(last_sign_in_at, -1) FROM users WHERE id = '{id}'");
+        t.scalar(&sql).await
+    }
+    fn now_ms(t: &TestApp) -> i64 {
+        (t.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+    t.org_with_owner("acme").await;
+    let (ann, _) = t
+        .user_with_token("acme", "ann@acme.example", &["member"])
+        .await;
+    assert_eq!(last(&t, &ann).await, -1);
+    sign_in(&t).await;
+    let first = now_ms(&t);
+    assert_eq!(last(&t, &ann).await, first);
+    t.clock.advance(Duration::seconds(59));
+    sign_in(&t).await;
+    assert_eq!(last(&t, &ann).await, first, "within the minute: unchanged");
+    t.clock.advance(Duration::seconds(1));
+    sign_in(&t).await;
+    assert_eq!(last(&t, &ann).await, now_ms(&t), "a minute later: moved");
+}
+both!(a_sign_in_is_recorded_at_most_once_a_minute);
+
 /// A fresh admin token (the owner's may be suspended by then).
 async fn admin_of(t: &TestApp) -> String {
     t.user_with_token(
