@@ -123,8 +123,8 @@ fn statement(o: &Opening<'_>) -> String {
     ));
     let (at, user, grain) = (params(&mut n, 1), params(&mut n, 1), params(&mut n, 1));
     parts.push(format!(
-        "t AS (UPDATE users SET last_sign_in_at = {at} WHERE id = {user} \
-         AND (last_sign_in_at IS NULL OR last_sign_in_at <= {at} - {grain}))"
+        "t AS ({})",
+        crate::schedules::touch_sql(&user, &at, &grain)
     ));
     if o.email.is_some() {
         parts.push(format!(
