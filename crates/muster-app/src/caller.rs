@@ -2,12 +2,15 @@
 //!
 //! Tenant isolation lives here: `org` resolves the organization a request names
 //! and answers `NotFound` — never `Forbidden` — when it is not the caller's, so
-//! another tenant's existence is not even confirmed. Permissions are read from
-//! the database when each request is authenticated: no copy outlives a request.
+//! another tenant's existence is not even confirmed. An API token's
+//! permissions are read from the database for each request (together with
+//! concurrent requests' tokens, `token_reads`); a session's may come from a
+//! copy at most a second old (`signin::cache`).
 
 use crate::{App, AppError, Result, secrets};
 use muster_core::audit::{Actor, ActorKind, Context};
 use muster_core::{Permission, PermissionSet, UserState, tokens};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -204,13 +207,18 @@ impl Caller {
 
 /// Authenticates `Authorization: Bearer mst_…`. Every failure — malformed,
 /// unknown, wrong secret, expired, revoked, user not active — is the same
-/// `Unauthenticated`, so a client learns nothing about which it was.
+/// `Unauthenticated`, so a client learns nothing about which it was. The
+/// token is read after the request arrived (`token_reads`): a revocation or
+/// role change committed before counts.
 pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Result<Caller> {
     let parsed = tokens::parse(tokens::API_TOKEN_PREFIX, token).ok_or(AppError::Unauthenticated)?;
     let id = parsed.id.to_string();
-    let row = muster_store::tokens::for_auth(&app.db, &id)
+    let row = app
+        .token_reads
+        .read(&app.db, id.clone())
         .await?
         .ok_or(AppError::Unauthenticated)?;
+    let row = Arc::unwrap_or_clone(row);
     let now = app.now_ms();
     let valid = secrets::secret_matches(parsed.secret, &row.secret_hash)
         && row.revoked_at.is_none()

@@ -37,6 +37,7 @@ pub mod sealing;
 pub mod secrets;
 pub mod sessions;
 pub mod signin;
+mod token_reads;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
@@ -92,6 +93,9 @@ pub struct App {
     sealed_since_vacuum: Arc<std::sync::atomic::AtomicUsize>,
     /// New users on their way to the writer (see `group_commit`).
     creations: group_commit::GroupCommit,
+    /// API-token authentication reads on their way to the reader (see
+    /// `token_reads`).
+    token_reads: token_reads::TokenReads,
     /// Built-in roles never change after their organization is created, so
     /// resolving `member` or `admin` need not cost a query per request.
     builtin_roles: Arc<
@@ -127,7 +131,14 @@ impl App {
             builtin_roles: Arc::default(),
             sealed_since_vacuum: Arc::default(),
             creations: group_commit::GroupCommit::default(),
+            token_reads: token_reads::TokenReads::default(),
         }
+    }
+
+    /// API-token reads run since start (for tests: requests read
+    /// together count once).
+    pub fn api_token_reads(&self) -> u64 {
+        self.token_reads.reads()
     }
 
     /// Uses the server key read from the data directory (every instance on

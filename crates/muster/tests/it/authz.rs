@@ -376,3 +376,80 @@ async fn another_tenants_resources_are_not_found(t: TestApp) {
     assert_eq!(s, 404);
 }
 both!(another_tenants_resources_are_not_found);
+
+/// Concurrent requests' API tokens are read together, one statement for
+/// many (`muster_app::token_reads`): each request still gets exactly its own
+/// token's answer — its user's roles (direct or through a group), its
+/// organization, its secret, its revocation.
+async fn tokens_read_together_each_get_their_own_answer(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    let bravo = t.org_with_owner("bravo").await;
+    let (_, member) = t
+        .user_with_token("acme", "member@acme.example", &["member"])
+        .await;
+    let (uid, grouped) = t
+        .user_with_token("acme", "grouped@acme.example", &["member"])
+        .await;
+    let (_, g) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(&owner),
+            Some(json!({"name": "Auditors"})),
+        )
+        .await;
+    let g = g["id"].as_str().unwrap();
+    let path = format!("/api/v1/orgs/acme/groups/{g}/members/users/{uid}");
+    assert_eq!(t.call("PUT", &path, Some(&owner), None).await.0, 201);
+    let (s, a) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/role-assignments",
+            Some(&owner),
+            Some(json!({"role": "auditor", "group_id": g})),
+        )
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let (_, c) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/api-tokens",
+            Some(&owner),
+            Some(json!({"name": "revoked"})),
+        )
+        .await;
+    let revoked = c["secret"].as_str().unwrap().to_owned();
+    let gone = format!("/api/v1/orgs/acme/api-tokens/{}", c["id"].as_str().unwrap());
+    assert_eq!(t.call("DELETE", &gone, Some(&owner), None).await.0, 204);
+    // The owner's token id with another secret.
+    let forged = format!("{}x", &owner[..owner.len() - 1]);
+    let expected: [(&str, u16); 6] = [
+        (&owner, 200),
+        (&grouped, 200),
+        (&member, 403),
+        (&bravo, 404),
+        (&revoked, 401),
+        (&forged, 401),
+    ];
+    let before = t.app.api_token_reads();
+    let t = &t;
+    let calls = (0..8)
+        .flat_map(|_| expected.iter())
+        .map(|&(token, want)| async move {
+            let (s, p) = t
+                .call("GET", "/api/v1/orgs/acme/users", Some(token), None)
+                .await;
+            (s.as_u16(), want, p)
+        });
+    let answers = futures::future::join_all(calls).await;
+    for (got, want, p) in &answers {
+        assert_eq!(got, want, "{p}");
+    }
+    let reads = t.app.api_token_reads() - before;
+    assert!(
+        reads < answers.len() as u64,
+        "{} requests, {reads} reads: none were read together",
+        answers.len()
+    );
+}
+both!(tokens_read_together_each_get_their_own_answer);
