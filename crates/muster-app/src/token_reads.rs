@@ -51,8 +51,8 @@ impl TokenReads {
         }
         match answer.await {
             Ok(Ok(row)) => Ok(row),
-            // The error is shared by every request of the read; each logs it.
-            Ok(Err(e)) => Err(muster_store::StoreError::Config(format!("token read: {e}")).into()),
+            // The failure of a read is every waiting request's; each logs it.
+            Ok(Err(e)) => Err(muster_store::StoreError::Shared(e).into()),
             Err(_) => Err(muster_store::StoreError::Config(
                 "the token reader stopped before answering".into(),
             )

@@ -13,6 +13,9 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// One failure answered to several callers (a grouped read).
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -147,9 +147,9 @@ async fn run(backend: &str, url: String, users: u64, seconds: f64) -> Value {
     let mut created = 1;
     // The rounds measure a running server. A fresh one on an empty database
     // plans its statements with empty tables' statistics until its refresh
-    // (every 5 s, `statistics::analyze_stale`) sees the new rows, which
-    // halved the first round's rate: so first an untimed warm-up, reported
-    // apart, and a pause for that refresh.
+    // (every 5 s, `statistics::analyze_stale`) sees the new rows, which cut
+    // the first round to a third or a half of the others' rate: so first an
+    // untimed warm-up, reported apart, and a pause for that refresh.
     let (w, n) = api_creates(&server, &token, seconds, u64::MAX, "warm").await;
     created += n;
     println!(
