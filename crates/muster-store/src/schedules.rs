@@ -186,7 +186,7 @@ pub(crate) fn touch_sql(user: &str, at: &str, grain: &str) -> String {
 /// Records a sign-in as the user's latest activity (see `touch_sql`).
 pub async fn touch_sign_in(tx: &mut Tx, user_id: &str, now: i64) -> Result<()> {
     let sql = touch_sql("$1", "$2", "$3");
-    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id).bind(now).bind(SIGN_IN_GRAIN_MS).execute(c).await.map(|x| x.rows_affected()))?;
     Ok(())
 }
