@@ -10,7 +10,7 @@
 use crate::{App, AppError, Result, secrets};
 use muster_core::audit::{Actor, ActorKind, Context};
 use muster_core::{Permission, PermissionSet, UserState, tokens};
-use std::sync::Arc;
+use muster_store::tokens::TokenAuthRow;
 
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -215,46 +215,117 @@ pub async fn authenticate_api_token(app: &App, token: &str, ctx: Context) -> Res
     let id = parsed.id.to_string();
     let row = app
         .token_reads
-        .read(&app.db, id.clone())
+        .read(&app.db, id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    let row = Arc::unwrap_or_clone(row);
+    let caller = api_caller(app, parsed.secret, &row, ctx).ok_or(AppError::Unauthenticated)?;
+    let rules = app.policies.get(&row.org_id, &row.org_settings);
+    crate::guard::check(app, &caller, &rules.access).await?;
+    Ok(caller)
+}
+
+/// A caller for a user creation, which may start before its token is read
+/// again: see `Unconfirmed`.
+pub enum ForCreation {
+    Confirmed(Caller),
+    Unconfirmed(Unconfirmed),
+}
+
+/// A caller authorized from this instance's last read of its token
+/// (`TokenReads::recent`) rather than from a read made after the request
+/// arrived. Only a user creation accepts one (`users::create_for`): its write
+/// checks in the same statement that the token, its user, organization and
+/// permissions still read exactly as they did (`authority`), and writes
+/// nothing otherwise; the request is then authorized afresh and starts over.
+/// A creation so saves the read's round trip and still honours every change
+/// committed before its write — a stronger guarantee than a read before it.
+pub struct Unconfirmed {
+    pub(crate) caller: Caller,
+    pub(crate) authority: muster_store::tokens::Authority,
+    token: String,
+}
+
+impl Unconfirmed {
+    /// The caller as a read made now gives it.
+    pub(crate) async fn confirm(self, app: &App) -> Result<Caller> {
+        app.token_reads.count_refusal();
+        authenticate_api_token(app, &self.token, self.caller.ctx).await
+    }
+}
+
+/// `authenticate_api_token`, or — when this instance read the token before,
+/// the secret matches and the caller would be let in — an `Unconfirmed`
+/// caller from that read. Anything else reads afresh, so every refusal
+/// (and its audit) comes from a fresh read.
+pub async fn authenticate_for_creation(
+    app: &App,
+    token: &str,
+    ctx: Context,
+) -> Result<ForCreation> {
+    let recent = tokens::parse(tokens::API_TOKEN_PREFIX, token).and_then(|p| {
+        let row = app.token_reads.recent(&p.id.to_string())?;
+        Some((p, row))
+    });
+    if let Some((parsed, row)) = recent
+        && let Some(fingerprint) = row.fingerprint.clone()
+        && let Some(caller) = api_caller(app, parsed.secret, &row, ctx.clone())
+        && crate::guard::refusal(
+            app,
+            &app.policies.get(&row.org_id, &row.org_settings).access,
+            &ctx,
+        )
+        .is_none()
+    {
+        let authority = muster_store::tokens::Authority {
+            token_id: row.id.clone(),
+            fingerprint,
+        };
+        return Ok(ForCreation::Unconfirmed(Unconfirmed {
+            caller,
+            authority,
+            token: token.to_owned(),
+        }));
+    }
+    Ok(ForCreation::Confirmed(
+        authenticate_api_token(app, token, ctx).await?,
+    ))
+}
+
+/// The caller of token `row`, if `secret` is its secret (compared in
+/// constant time) and the token, its user and organization let it in.
+fn api_caller(app: &App, secret: &str, row: &TokenAuthRow, ctx: Context) -> Option<Caller> {
     let now = app.now_ms();
-    let valid = secrets::secret_matches(parsed.secret, &row.secret_hash)
+    let valid = secrets::secret_matches(secret, &row.secret_hash)
         && row.revoked_at.is_none()
         && row.expires_at.is_none_or(|e| now < e)
         && UserState::parse(&row.user_state).is_some_and(UserState::can_sign_in);
     if !valid {
-        return Err(AppError::Unauthenticated);
+        return None;
     }
     // Last use is recorded at most once a minute, off the request's path.
     if row.last_used_at.is_none_or(|t| now - t > 60_000) {
-        let db = app.db.clone();
+        app.token_reads.used(&row.id, now);
+        let (db, id) = (app.db.clone(), row.id.clone());
         tokio::spawn(async move {
             if let Err(e) = muster_store::tokens::touch(&db, &id, now).await {
                 tracing::warn!(error = %e, "could not record token use");
             }
         });
     }
-    let permissions = PermissionSet::from_stored(row.permissions.as_deref().unwrap_or(""));
-    let scoped = parse_scoped(row.scoped.as_deref());
-    let rules = app.policies.get(&row.org_id, &row.org_settings);
-    let caller = Caller {
+    Some(Caller {
         principal: Principal::User {
-            permissions,
-            scoped,
-            org_id: row.org_id,
-            org_slug: row.org_slug,
-            user_id: row.user_id,
-            email: row.user_email,
-            token_id: Some(row.id),
-            token_name: Some(row.name),
+            permissions: PermissionSet::from_stored(row.permissions.as_deref().unwrap_or("")),
+            scoped: parse_scoped(row.scoped.as_deref()),
+            org_id: row.org_id.clone(),
+            org_slug: row.org_slug.clone(),
+            user_id: row.user_id.clone(),
+            email: row.user_email.clone(),
+            token_id: Some(row.id.clone()),
+            token_name: Some(row.name.clone()),
             session: None,
         },
         ctx,
-    };
-    crate::guard::check(app, &caller, &rules.access).await?;
-    Ok(caller)
+    })
 }
 
 /// The organization a request names, once the caller is known to belong to it.

@@ -13,15 +13,23 @@
 //! one creation at a time, so each gets exactly the outcome it would have had
 //! alone.
 //!
+//! A creation started from an unconfirmed caller (`caller::Unconfirmed`)
+//! carries what it was authorized with; a batch holding any is written by
+//! one statement that first checks them all (`users::insert_checked`). When
+//! one fails, nothing is written: those creations are answered
+//! `AuthorityChanged` (their requests are authorized afresh) and the others
+//! are written again without them.
+//!
 //! PostgreSQL wrote directly until 2026-12-06: batching there had gained
 //! nothing while each SCIM creation still read for its special cases before
 //! writing (BENCHMARKS.md); once a lone creation wrote first, it gained a
 //! quarter (SCIM) to two fifths (REST) ("Group commit on PostgreSQL").
 
 use muster_core::audit::StoredEvent;
-use muster_store::Db;
 use muster_store::roles::AssignmentRow;
+use muster_store::tokens::Authority;
 use muster_store::users::{NewUser, UserRow};
+use muster_store::{Db, StoreError};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +43,8 @@ pub(crate) struct Job {
     pub event: StoredEvent,
     pub idp_values: Option<String>,
     pub audit_key: String,
+    /// What an unconfirmed caller was authorized with, checked by the write.
+    pub authority: Option<Authority>,
 }
 
 type Queued = (Job, oneshot::Sender<muster_store::Result<()>>);
@@ -68,30 +78,70 @@ impl GroupCommit {
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut conn = muster_store::users::Connection::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);
-        let all = {
+        let mut checks: Vec<Authority> = jobs
+            .iter()
+            .filter_map(|(j, _)| j.authority.clone())
+            .collect();
+        checks.sort_by(|a, b| {
+            a.token_id
+                .cmp(&b.token_id)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        checks.dedup();
+        if checks.is_empty() {
+            write(&db, jobs).await;
+            continue;
+        }
+        let checked = {
             let news: Vec<NewUser<'_>> = jobs.iter().map(|(j, _)| new_user(j)).collect();
-            muster_store::users::insert_all(&db, &news).await
+            muster_store::users::insert_checked(&db, &mut conn, &news, &checks).await
         };
-        match all {
-            Ok(()) => {
-                for (_, reply) in jobs {
-                    let _ = reply.send(Ok(()));
-                }
+        match checked {
+            Ok(()) => answer(jobs, || Ok(())),
+            Err(StoreError::AuthorityChanged) => {
+                let (unconfirmed, rest) =
+                    jobs.into_iter().partition(|(j, _)| j.authority.is_some());
+                answer(unconfirmed, || Err(StoreError::AuthorityChanged));
+                write(&db, rest).await;
             }
-            Err(e) if jobs.len() == 1 => {
-                if let Some((_, reply)) = jobs.into_iter().next() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                // Nothing of the batch was written: each on its own now.
-                for (job, reply) in jobs {
-                    let _ = reply.send(write_one(&db, &job).await);
-                }
+            Err(_) => each_alone(&db, jobs).await,
+        }
+    }
+}
+
+/// Writes `jobs`, none unconfirmed, as one transaction.
+async fn write(db: &Db, jobs: Vec<Queued>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let all = {
+        let news: Vec<NewUser<'_>> = jobs.iter().map(|(j, _)| new_user(j)).collect();
+        muster_store::users::insert_all(db, &news).await
+    };
+    match all {
+        Ok(()) => answer(jobs, || Ok(())),
+        Err(e) if jobs.len() == 1 => {
+            if let Some((_, reply)) = jobs.into_iter().next() {
+                let _ = reply.send(Err(e));
             }
         }
+        Err(_) => each_alone(db, jobs).await,
+    }
+}
+
+fn answer(jobs: Vec<Queued>, mut outcome: impl FnMut() -> muster_store::Result<()>) {
+    for (_, reply) in jobs {
+        let _ = reply.send(outcome());
+    }
+}
+
+/// Nothing of the batch was written: each on its own now.
+async fn each_alone(db: &Db, jobs: Vec<Queued>) {
+    for (job, reply) in jobs {
+        let _ = reply.send(write_one(db, &job).await);
     }
 }
 
@@ -107,5 +157,12 @@ fn new_user(j: &Job) -> NewUser<'_> {
 }
 
 async fn write_one(db: &Db, job: &Job) -> muster_store::Result<()> {
-    muster_store::users::insert_all(db, &[new_user(job)]).await
+    match &job.authority {
+        Some(a) => {
+            let mut conn = muster_store::users::Connection::default();
+            let one = [new_user(job)];
+            muster_store::users::insert_checked(db, &mut conn, &one, std::slice::from_ref(a)).await
+        }
+        None => muster_store::users::insert_all(db, &[new_user(job)]).await,
+    }
 }

@@ -141,6 +141,12 @@ impl App {
         self.token_reads.reads()
     }
 
+    /// Unconfirmed creations that were authorized afresh since start (for
+    /// tests: `caller::Unconfirmed`).
+    pub fn api_token_refusals(&self) -> u64 {
+        self.token_reads.refusals()
+    }
+
     /// Uses the server key read from the data directory (every instance on
     /// one database must share it); `new` makes a key that dies with the process.
     pub fn with_server_key(mut self, key: sealing::ServerKey) -> Self {

@@ -97,8 +97,17 @@ impl Db {
             // once a statement has run five times. Such a plan is only as
             // good as the statistics it was made with, which the server
             // keeps fresh itself (`statistics::analyze_stale`).
+            //
+            // JIT compilation off: PostgreSQL compiles any statement whose
+            // estimated cost passes `jit_above_cost`, and the permission
+            // lookups of a token read are estimated that high while tables
+            // have no statistics yet; compiling cost about 60 ms on every
+            // execution of statements that run in a tenth of a millisecond
+            // (auto_explain, BENCHMARKS.md "JIT"). Short statements never gain
+            // from it.
             let o = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
+                .options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(30))

@@ -13,6 +13,11 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A creation made with an unconfirmed caller was not written: the
+    /// caller's token, user, organization or permissions changed since they
+    /// were read (`creations`). The request is to be authorized afresh.
+    #[error("the caller's authority changed since it was read")]
+    AuthorityChanged,
     /// One failure answered to several callers (a grouped read).
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),

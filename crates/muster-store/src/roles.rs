@@ -311,12 +311,14 @@ pub(crate) fn effective_columns(backend: crate::Backend) -> &'static str {
 /// `effective_columns` over `effective_ctes_keyed`, for the row whose key
 /// is the SQL expression `key`.
 pub(crate) fn effective_columns_keyed(backend: crate::Backend, key: &str) -> String {
-    let agg = match backend {
-        crate::Backend::Sqlite => "group_concat",
-        crate::Backend::Postgres => "string_agg",
+    // Ordered on PostgreSQL, where the text is part of a token's fingerprint
+    // (`tokens::auth_ctes`): two plans must not list the same roles apart.
+    let (agg, order) = match backend {
+        crate::Backend::Sqlite => ("group_concat", ""),
+        crate::Backend::Postgres => ("string_agg", " ORDER BY p"),
     };
     format!(
-        "(SELECT {agg}(p, ' ') FROM perms WHERE perms.k = {key}) AS permissions, \
-         (SELECT {agg}(p, ';') FROM sperms WHERE sperms.k = {key}) AS scoped"
+        "(SELECT {agg}(p, ' '{order}) FROM perms WHERE perms.k = {key}) AS permissions, \
+         (SELECT {agg}(p, ';'{order}) FROM sperms WHERE sperms.k = {key}) AS scoped"
     )
 }

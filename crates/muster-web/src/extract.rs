@@ -99,6 +99,34 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The caller of a user creation: like `Auth`, except that an API token this
+/// instance read before may give an unconfirmed caller, which only the
+/// creation's own write confirms (`muster_app::caller::Unconfirmed`).
+pub struct AuthForCreation(pub muster_app::caller::ForCreation);
+
+impl FromRequestParts<AppState> for AuthForCreation {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use muster_app::caller::ForCreation;
+        match bearer(parts) {
+            Some(t) if !muster_app::signin::login::is_session_token(&t) => {
+                let ctx = context(parts);
+                let who =
+                    muster_app::caller::authenticate_for_creation(&state.app, &t, ctx).await?;
+                Ok(Self(who))
+            }
+            _ => {
+                let Auth(c) = Auth::from_request_parts(parts, state).await?;
+                Ok(Self(ForCreation::Confirmed(c)))
+            }
+        }
+    }
+}
+
 /// `axum::Json` with problem-detail rejections.
 pub struct Json<T>(pub T);
 

@@ -279,7 +279,16 @@ async fn insert_one(
 /// Writes the new user with its role and event; a unique value taken is the
 /// store's `Conflict`, as is.
 async fn write_new(app: &App, caller: &Caller, org: &OrgRef, n: &NewRow) -> Result<()> {
-    insert_new_user(app, caller, org, n.row.clone(), &member(), Some(&n.values)).await?;
+    insert_new_user(
+        app,
+        caller,
+        org,
+        n.row.clone(),
+        &member(),
+        Some(&n.values),
+        None,
+    )
+    .await?;
     Ok(())
 }
 

@@ -82,6 +82,8 @@ pub async fn insert_new(
 /// New users with their role assignments and audit events, all or nothing, in
 /// one transaction.
 ///
+pub use crate::creations::{Connection, insert_checked};
+
 /// User creation is the hottest write (sign-ups, SCIM and bulk provisioning).
 /// On SQLite every statement is a hop to the connection's worker thread while
 /// the single writer is held, so the whole transaction goes as one

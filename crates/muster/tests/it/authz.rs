@@ -454,3 +454,108 @@ async fn tokens_read_together_each_get_their_own_answer(t: TestApp) {
     );
 }
 both!(tokens_read_together_each_get_their_own_answer);
+
+/// A creation may start from this instance's last read of its token, and is
+/// then checked by its own write (`muster_app::caller::Unconfirmed`): any
+/// change to what the token may do, committed before the write, refuses it
+/// as a fresh read would — nothing written, and no conflict revealed to a
+/// caller no longer allowed to create.
+async fn a_creation_is_judged_by_the_authority_its_write_finds(t: TestApp) {
+    let owner = t.org_with_owner("acme").await;
+    let (uid, tok) = t
+        .user_with_token("acme", "ada@acme.example", &["member"])
+        .await;
+    // `mst_<id>_<secret>`, the id a UUID in its simple form.
+    let id = tok.split('_').nth(1).unwrap();
+    let token_id = format!(
+        "{}-{}-{}-{}-{}",
+        &id[..8],
+        &id[8..12],
+        &id[12..16],
+        &id[16..20],
+        &id[20..]
+    );
+    let (tok, owner) = (tok.as_str(), owner.as_str());
+    let t = &t;
+    let create = |email: &str| {
+        let body = json!({ "email": email });
+        async move {
+            let (s, p) = t
+                .call("POST", "/api/v1/orgs/acme/users", Some(tok), Some(body))
+                .await;
+            (s.as_u16(), p)
+        }
+    };
+    let written = |email: &'static str| async move {
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM users WHERE email = '{email}'"
+        ))
+        .await
+    };
+    let grant = |body: serde_json::Value| async move {
+        let (s, g) = t
+            .call(
+                "POST",
+                "/api/v1/orgs/acme/role-assignments",
+                Some(owner),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 201, "{g}");
+        g["id"].as_str().unwrap().to_owned()
+    };
+    let pg = t.backend() == muster_store::Backend::Postgres;
+
+    // A role granted directly.
+    let direct = grant(json!({"role": "admin", "user_id": uid})).await;
+    assert_eq!(create("one@acme.example").await.0, 201);
+    let (reads, refusals) = (t.app.api_token_reads(), t.app.api_token_refusals());
+    assert_eq!(create("two@acme.example").await.0, 201);
+    if pg {
+        assert_eq!(
+            t.app.api_token_reads(),
+            reads,
+            "the second creation should start from the token read before"
+        );
+    }
+    let path = format!("/api/v1/orgs/acme/role-assignments/{direct}");
+    assert_eq!(t.call("DELETE", &path, Some(owner), None).await.0, 204);
+    assert_eq!(create("three@acme.example").await.0, 403);
+    assert_eq!(written("three@acme.example").await, 0);
+    if pg {
+        assert_eq!(t.app.api_token_refusals(), refusals + 1);
+    }
+    let (s, p) = create("one@acme.example").await;
+    assert_eq!(s, 403, "an existing email must not answer 409 now: {p}");
+
+    // The same role through a group, then the membership removed.
+    let (_, g) = t
+        .call(
+            "POST",
+            "/api/v1/orgs/acme/groups",
+            Some(owner),
+            Some(json!({"name": "Admins"})),
+        )
+        .await;
+    let g = g["id"].as_str().unwrap();
+    grant(json!({"role": "admin", "group_id": g})).await;
+    let member = format!("/api/v1/orgs/acme/groups/{g}/members/users/{uid}");
+    assert_eq!(t.call("PUT", &member, Some(owner), None).await.0, 201);
+    assert_eq!(create("four@acme.example").await.0, 201);
+    assert_eq!(create("five@acme.example").await.0, 201);
+    assert_eq!(t.call("DELETE", &member, Some(owner), None).await.0, 204);
+    assert_eq!(create("six@acme.example").await.0, 403);
+    assert_eq!(written("six@acme.example").await, 0);
+
+    // Back in the group; then the token revoked (suspending or deactivating
+    // the user revokes it the same way).
+    assert_eq!(t.call("PUT", &member, Some(owner), None).await.0, 201);
+    assert_eq!(create("seven@acme.example").await.0, 201);
+    assert_eq!(create("eight@acme.example").await.0, 201);
+    let revoke = format!("/api/v1/orgs/acme/api-tokens/{token_id}");
+    let (s, p) = t.call("DELETE", &revoke, Some(owner), None).await;
+    assert_eq!(s, 204, "{p}");
+    assert_eq!(create("nine@acme.example").await.0, 401);
+    assert_eq!(written("nine@acme.example").await, 0);
+}
+both!(a_creation_is_judged_by_the_authority_its_write_finds);

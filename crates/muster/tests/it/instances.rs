@@ -171,6 +171,39 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
         403
     );
 
+    // A creation through B, which read the token before, is checked by its
+    // own write (`muster_app::caller::Unconfirmed`): a role removed through
+    // A refuses it all the same, and nothing is written.
+    let users = "/api/v1/orgs/acme/users";
+    let (s, grant) = call(
+        &c,
+        &a,
+        "POST",
+        "/api/v1/orgs/acme/role-assignments",
+        &admin,
+        Some(json!({"role": "admin", "user_id": uid})),
+    )
+    .await;
+    assert_eq!(s, 201, "{grant}");
+    for i in 0..3 {
+        let body = json!({ "email": format!("made{i}@acme.example") });
+        let (s, v) = call(&c, &b, "POST", users, &user_tok, Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let refused = "muster_api_token_unconfirmed_refused_total";
+    let before = counter(&c, &b, refused).await;
+    let grant = format!(
+        "/api/v1/orgs/acme/role-assignments/{}",
+        grant["id"].as_str().unwrap()
+    );
+    assert_eq!(call(&c, &a, "DELETE", &grant, &admin, None).await.0, 204);
+    let body = json!({"email": "late@acme.example"});
+    let (s, v) = call(&c, &b, "POST", users, &user_tok, Some(body)).await;
+    assert_eq!(s, 403, "{v}");
+    let late = "SELECT COUNT(*) FROM users WHERE email = 'late@acme.example'";
+    assert_eq!(t.scalar(late).await, 0);
+    assert_eq!(counter(&c, &b, refused).await, before + 1.0);
+
     // Sessions: B answers a busy session from its cache, and hears A's
     // changes through PostgreSQL. Each round grants and removes a role through
     // A, then asks B until its answer follows; the times are printed.
@@ -181,7 +214,6 @@ async fn two_instances_on_one_postgres_behave_as_one(t: TestApp) {
     let (s, v) = call(&c, &a, "POST", "/api/v1/auth/login", "", Some(creds)).await;
     assert_eq!(s, 200, "{v}");
     let session = v["session_token"].as_str().unwrap().to_owned();
-    let users = "/api/v1/orgs/acme/users";
     let mut heard_ms = Vec::with_capacity(2 * SESSION_ROUNDS);
     for i in 0..SESSION_ROUNDS {
         // Warm: B answers the session from its cache between changes.

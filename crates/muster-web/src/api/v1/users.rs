@@ -1,6 +1,6 @@
 //! `/orgs/{org}/users`: create, read, list, edit, lifecycle, delete.
 
-use crate::extract::{Auth, Json, Query};
+use crate::extract::{Auth, AuthForCreation, Json, Query};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,13 +61,13 @@ pub async fn list(
     responses((status = 201, body = UserView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn create(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    AuthForCreation(who): AuthForCreation,
     Path(org): Path<String>,
     Json(b): Json<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(muster_app::users::create(&s.app, &c, &org, b).await?),
+        Json(muster_app::users::create_for(&s.app, who, &org, b).await?),
     ))
 }
 
