@@ -36,6 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The most creations written in one transaction.
 const MAX_BATCH: usize = 64;
 
+/// How long the writer keeps its connection without creations.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A new user and what is written with it, owned, on its way to the writer.
 pub(crate) struct Job {
     pub row: UserRow,
@@ -79,7 +82,24 @@ impl GroupCommit {
 async fn writer(db: Db, mut rx: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut conn = muster_store::users::Connection::default();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // The connection kept for checked writes goes back to the pool after
+        // a second without creations: closing the pool at shutdown waits for
+        // it. (`recv_many` is cancel-safe: a timeout loses nothing.)
+        let received = if conn.held() {
+            match tokio::time::timeout(IDLE, rx.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(n) => n,
+                Err(_) => {
+                    conn = muster_store::users::Connection::default();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv_many(&mut batch, MAX_BATCH).await
+        };
+        if received == 0 {
+            break;
+        }
         let jobs = std::mem::take(&mut batch);
         let mut checks: Vec<Authority> = jobs
             .iter()

@@ -158,6 +158,14 @@ pub(crate) async fn insert_pg_alone(db: &Db, users: &[NewUser<'_>]) -> Result<bo
 #[derive(Default)]
 pub struct Connection(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
 
+impl Connection {
+    /// Whether a pool connection is held (to be let go when idle: closing
+    /// the pool waits for every connection taken from it).
+    pub fn held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// Writes `users` (none with an invitation) as one statement that first
 /// checks `checks`: what each unconfirmed caller among them was authorized
 /// with still holds. Writes nothing and answers `AuthorityChanged` when one

@@ -312,6 +312,20 @@ async fn serve_starts_answers_and_stops_on_sigterm(t: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Two creations, the second (on PostgreSQL) from the token read for the
+    // first, checked by its write: the writer then holds a connection of its
+    // own, which must not hold up closing the pool.
+    let owner = t.org_with_owner("acme").await;
+    for i in 0..2 {
+        let r = client
+            .post(format!("{base}/api/v1/orgs/acme/users"))
+            .bearer_auth(&owner)
+            .json(&json!({ "email": format!("u{i}@acme.example") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
