@@ -103,7 +103,8 @@ impl Db {
             // lookups of a token read are estimated that high while tables
             // have no statistics yet; compiling cost about 60 ms on every
             // execution of statements that run in a tenth of a millisecond
-            // (auto_explain, BENCHMARKS.md "JIT"). Short statements never gain
+            // (auto_explain; BENCHMARKS.md, "A creation checked by its own
+            // write; JIT off"). Short statements never gain
             // from it.
             let o = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
