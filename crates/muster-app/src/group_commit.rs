@@ -105,11 +105,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Queued>) {
             .iter()
             .filter_map(|(j, _)| j.authority.clone())
             .collect();
-        checks.sort_by(|a, b| {
-            a.token_id
-                .cmp(&b.token_id)
-                .then(a.fingerprint.cmp(&b.fingerprint))
-        });
+        checks.sort();
         checks.dedup();
         if checks.is_empty() {
             write(&db, jobs).await;

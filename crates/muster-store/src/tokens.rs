@@ -123,7 +123,7 @@ pub(crate) fn padded(ids: &[String]) -> Vec<&str> {
 
 /// What a request was authorized with: its token and the fingerprint of the
 /// token's authentication row as read (`TokenAuthRow::fingerprint`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Authority {
     pub token_id: String,
     pub fingerprint: String,
