@@ -552,6 +552,16 @@ async fn a_creation_is_judged_by_the_authority_its_write_finds(t: TestApp) {
     assert_eq!(t.call("PUT", &member, Some(owner), None).await.0, 201);
     assert_eq!(create("seven@acme.example").await.0, 201);
     assert_eq!(create("eight@acme.example").await.0, 201);
+    // The same token id with another secret, while its row is kept: refused,
+    // nothing written.
+    let other_last = if tok.ends_with('A') { "B" } else { "A" };
+    let forged = format!("{}{other_last}", &tok[..tok.len() - 1]);
+    let body = Some(json!({"email": "forged@acme.example"}));
+    let (s, _) = t
+        .call("POST", "/api/v1/orgs/acme/users", Some(&forged), body)
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(written("forged@acme.example").await, 0);
     let revoke = format!("/api/v1/orgs/acme/api-tokens/{token_id}");
     let (s, p) = t.call("DELETE", &revoke, Some(owner), None).await;
     assert_eq!(s, 204, "{p}");
