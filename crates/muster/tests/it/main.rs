@@ -20,6 +20,7 @@ mod audit;
 mod authz;
 mod bad_input;
 mod cli;
+mod connections;
 mod domains;
 mod erasure;
 mod faults;
