@@ -87,9 +87,9 @@ impl Db {
             // No ping before handing out a connection: a SQLite connection is
             // a file handle, and the ping is one more trip to its worker thread.
             //
-            // Each reader keeps its own page cache, 2 MiB by default: up to
-            // sixteen copies of the hot pages the kernel's page cache holds
-            // once anyway. At 512 KiB the server's memory after 100,000 users
+            // Each reader keeps its own page cache, 2 MiB by default: one copy
+            // per reader (sixteen by default) of the hot pages the kernel's
+            // page cache holds once anyway. At 512 KiB the server's memory after 100,000 users
             // fell from 142–145 MB to 119 MB; the heaviest read measured, the
             // console's dashboard, is ~5 % slower for it (BENCHMARKS.md,
             // "Results (2026-12-06, stop 34, the command above)").
