@@ -133,6 +133,9 @@ pub struct Attempt {
     pub prune_history: bool,
 }
 
+/// How many of a user's last sign-ins the risk engine compares a sign-in with.
+pub(crate) const HISTORY_SIGN_INS: i64 = 50;
+
 /// Prefix of a device cookie (`msd_<id>_<secret>`).
 pub const DEVICE_PREFIX: &str = "msd";
 
@@ -161,13 +164,20 @@ pub(crate) async fn evaluate_with(
     let rules = crate::org_units::policies_for(app, org, user).await?;
     let policy = &rules.risk;
     let hash = device_hash(ctx);
-    let known_device = match &hash {
-        Some(h) => muster_store::devices::find(&app.db, &user.id, h)
-            .await?
-            .is_some(),
-        None => false,
+    // A password sign-in's first read found them already.
+    let (history, known_device) = match keys.and_then(|k| k.prior.clone()) {
+        Some(prior) => prior,
+        None => {
+            let known = match &hash {
+                Some(h) => muster_store::devices::find(&app.db, &user.id, h)
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            let b = muster_store::devices::baseline(&app.db, &user.id, HISTORY_SIGN_INS).await?;
+            (b, known)
+        }
     };
-    let history = muster_store::devices::baseline(&app.db, &user.id, 50).await?;
     let ip: Option<IpAddr> = ctx.ip.as_deref().and_then(|i| i.parse().ok());
     let place = match (&app.geo, ip) {
         (Some(g), Some(ip)) => g.lookup(ip),

@@ -115,45 +115,70 @@ pub struct Baseline {
     pub countries: Vec<String>,
 }
 
-/// One row per fact, told apart by `part` (0: count and oldest; 1: the
-/// newest located; 2: a country), in SQL both databases run.
-const BASELINE: &str = "WITH h AS (SELECT id, at, country, latitude, longitude FROM sign_ins \
-       WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2) \
-     SELECT CAST(0 AS BIGINT) AS part, COUNT(*) AS n, MIN(at) AS at, CAST(NULL AS TEXT) AS country, \
-            CAST(NULL AS DOUBLE PRECISION) AS latitude, CAST(NULL AS DOUBLE PRECISION) AS longitude \
-       FROM h \
-     UNION ALL \
-     SELECT * FROM (SELECT CAST(1 AS BIGINT), CAST(0 AS BIGINT), at, CAST(NULL AS TEXT), latitude, longitude \
-       FROM h WHERE latitude IS NOT NULL AND longitude IS NOT NULL \
-       ORDER BY at DESC, id DESC LIMIT 1) AS l \
-     UNION ALL \
-     SELECT DISTINCT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), country, \
-            CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS DOUBLE PRECISION) \
-       FROM h WHERE country IS NOT NULL";
+/// The `WITH` items a baseline is read from: `h`, the last `limit` sign-ins
+/// of the user `user` (both SQL expressions), and `l`, the newest of them
+/// with a location. A password sign-in reads them in its first query
+/// (`failures::attempt`); other sign-ins through `baseline`.
+pub(crate) fn baseline_with(user: &str, limit: &str) -> String {
+    format!(
+        "h AS (SELECT id, at, country, latitude, longitude FROM sign_ins \
+           WHERE user_id = {user} ORDER BY at DESC, id DESC LIMIT {limit}), \
+         l AS (SELECT at, latitude, longitude FROM h \
+           WHERE latitude IS NOT NULL AND longitude IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1)"
+    )
+}
 
-type BaselineRow = (
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<f64>,
-    Option<f64>,
-);
+/// The columns that summarise `baseline_with`'s items into one row, in SQL
+/// both databases run (`string_agg` is SQLite's since 3.44; country codes
+/// hold no comma).
+pub(crate) const BASELINE_COLS: &str = "(SELECT COUNT(*) FROM h) AS h_count, \
+     (SELECT MIN(at) FROM h) AS h_oldest, \
+     (SELECT at FROM l) AS l_at, (SELECT latitude FROM l) AS l_lat, \
+     (SELECT longitude FROM l) AS l_lon, \
+     (SELECT string_agg(country, ',') FROM (SELECT DISTINCT country FROM h \
+       WHERE country IS NOT NULL) c) AS h_countries";
+
+/// `BASELINE_COLS` as read.
+#[derive(sqlx::FromRow)]
+pub(crate) struct BaselineCols {
+    h_count: i64,
+    h_oldest: Option<i64>,
+    l_at: Option<i64>,
+    l_lat: Option<f64>,
+    l_lon: Option<f64>,
+    h_countries: Option<String>,
+}
+
+impl From<BaselineCols> for Baseline {
+    fn from(c: BaselineCols) -> Self {
+        let mut countries: Vec<String> = c
+            .h_countries
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        countries.sort_unstable();
+        Self {
+            sign_ins: c.h_count,
+            oldest_at: c.h_oldest,
+            last_located: c
+                .l_at
+                .zip(c.l_lat)
+                .zip(c.l_lon)
+                .map(|((at, lat), lon)| (at, lat, lon)),
+            countries,
+        }
+    }
+}
 
 /// The user's `Baseline` over their last `limit` sign-ins.
 pub async fn baseline(db: &Db, user_id: &str, limit: i64) -> Result<Baseline> {
-    let rows: Vec<BaselineRow> = on_db!(db, c => sqlx::query_as(BASELINE)
-        .bind(user_id).bind(limit).fetch_all(c).await)?;
-    let mut b = Baseline::default();
-    for (part, n, at, country, lat, lon) in rows {
-        match (part, country, lat, lon) {
-            (0, _, _, _) => (b.sign_ins, b.oldest_at) = (n, at),
-            (1, _, Some(lat), Some(lon)) => b.last_located = at.map(|at| (at, lat, lon)),
-            (2, Some(c), _, _) => b.countries.push(c),
-            _ => {}
-        }
-    }
-    Ok(b)
+    let sql = format!("WITH {} SELECT {BASELINE_COLS}", baseline_with("$1", "$2"));
+    let c: BaselineCols = on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(user_id).bind(limit).fetch_one(c).await)?;
+    Ok(c.into())
 }
 
 /// Notes that a session is used from `ip`, another address than its last:

@@ -1,5 +1,6 @@
 //! Failed sign-in counters (migration 0006), shared by every instance.
 
+use crate::devices::Baseline;
 use crate::users::UserRow;
 use crate::{Db, Result, Tx};
 use sqlx::FromRow;
@@ -39,20 +40,46 @@ pub async fn get_pair(
 
 /// What a password sign-in reads before its hash, in one round trip: the
 /// account's and the address's failure counters, the user with that email
-/// key (when there is one), and whether the user has a confirmed second
-/// factor (when not, the sign-in need not read the factors).
+/// key (when there is one), whether the user has a confirmed second factor
+/// (when not, the sign-in need not read the factors), and what the risk
+/// engine compares the sign-in with — the user's recent sign-ins and
+/// whether the client's device is known. A burst of PostgreSQL sign-ins
+/// spent a fifth of its time beside argon2id on round trips and statements
+/// (BENCHMARKS.md, "Where a PostgreSQL sign-in's CPU goes"), so the
+/// baseline comes here rather than in a read of its own after the hash.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub user: Option<UserRow>,
     pub has_factors: bool,
     pub account: Option<Failures>,
     pub ip: Option<Failures>,
+    /// The user's baseline (empty without a user).
+    pub baseline: Baseline,
+    /// The user has a device with the given hash.
+    pub known_device: bool,
+}
+
+/// What `attempt` looks up.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub org_id: &'a str,
+    /// `EmailAddress::key()` (already lower case), `None` for input that is
+    /// no address (no user then).
+    pub email_key: Option<&'a str>,
+    pub account_key: &'a str,
+    /// `None` without a client address.
+    pub ip_key: Option<&'a str>,
+    /// The hash of the client's device cookie, when it sent one.
+    pub device_hash: Option<&'a str>,
+    /// How many of the user's last sign-ins the baseline covers.
+    pub history: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct AttemptCounters {
     present: Option<String>,
     has_factors: Option<i64>,
+    known_device: Option<i64>,
     a_failures: Option<i64>,
     a_first: Option<i64>,
     a_last: Option<i64>,
@@ -69,35 +96,36 @@ fn counters(failures: Option<i64>, first: Option<i64>, last: Option<i64>) -> Opt
     })
 }
 
-/// See `Attempt`. `email_key` is `EmailAddress::key()` (already lower
-/// case), `None` for input that is no address (no user then); `ip_key` is
-/// `None` without a client address.
-pub async fn attempt(
-    db: &Db,
-    org_id: &str,
-    email_key: Option<&str>,
-    account_key: &str,
-    ip_key: Option<&str>,
-) -> Result<Attempt> {
-    // One row whatever exists: the user and the counters are joined to it.
+/// See `Attempt`.
+pub async fn attempt(db: &Db, k: Lookup<'_>) -> Result<Attempt> {
+    // One row whatever exists: the user, the newest located sign-in and the
+    // counters are joined to it.
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT u.*, u.id AS present, \
+        "WITH u AS (SELECT {} FROM users WHERE org_id = $1 AND email_key = $2), {} \
+         SELECT u.*, u.id AS present, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM mfa_factors f \
              WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS has_factors, \
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM devices d \
+             WHERE d.user_id = u.id AND d.secret_hash = $5) THEN 1 ELSE 0 END AS BIGINT) AS known_device, \
            a.failures AS a_failures, a.first_failure_at AS a_first, a.last_failure_at AS a_last, \
-           i.failures AS i_failures, i.first_failure_at AS i_first, i.last_failure_at AS i_last \
+           i.failures AS i_failures, i.first_failure_at AS i_first, i.last_failure_at AS i_last, \
+           {} \
          FROM (SELECT 1 AS one) one \
-         LEFT JOIN (SELECT {} FROM users WHERE org_id = $1 AND email_key = $2) u ON 1 = 1 \
+         LEFT JOIN u ON 1 = 1 \
          LEFT JOIN auth_failures a ON a.key = $3 \
          LEFT JOIN auth_failures i ON i.key = $4",
-        crate::users::COLS
+        crate::users::COLS,
+        crate::devices::baseline_with("(SELECT id FROM u)", "$6"),
+        crate::devices::BASELINE_COLS,
     ));
     on_db!(db, c => {
         let row = sqlx::query(sql)
-            .bind(org_id)
-            .bind(email_key)
-            .bind(account_key)
-            .bind(ip_key)
+            .bind(k.org_id)
+            .bind(k.email_key)
+            .bind(k.account_key)
+            .bind(k.ip_key)
+            .bind(k.device_hash)
+            .bind(k.history)
             .fetch_one(c)
             .await?;
         let n = AttemptCounters::from_row(&row)?;
@@ -108,8 +136,10 @@ pub async fn attempt(
         Ok(Attempt {
             user,
             has_factors: n.has_factors == Some(1),
+            known_device: n.known_device == Some(1),
             account: counters(n.a_failures, n.a_first, n.a_last),
             ip: counters(n.i_failures, n.i_first, n.i_last),
+            baseline: crate::devices::BaselineCols::from_row(&row)?.into(),
         })
     })
 }

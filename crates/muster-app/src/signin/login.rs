@@ -83,13 +83,19 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<Entry> 
     let email_key = muster_core::EmailAddress::parse(&input.email)
         .ok()
         .map(|e| e.key());
-    // The counters, the user and whether it has a second factor: one read.
+    // The counters, the user, whether it has a second factor and what the
+    // risk engine needs to know of it: one read.
+    let device = crate::risk::device_hash(&ctx);
     let first = muster_store::failures::attempt(
         &app.db,
-        &org.id,
-        email_key.as_deref(),
-        &keys.account,
-        keys.ip.as_deref(),
+        muster_store::failures::Lookup {
+            org_id: &org.id,
+            email_key: email_key.as_deref(),
+            account_key: &keys.account,
+            ip_key: keys.ip.as_deref(),
+            device_hash: device.as_deref(),
+            history: crate::risk::HISTORY_SIGN_INS,
+        },
     )
     .await?;
     if let Err(e) = throttle::judge(app, &mut keys, first.account, first.ip) {
@@ -97,6 +103,7 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<Entry> 
         return Err(e);
     }
     keys.has_factors = Some(first.has_factors);
+    keys.prior = Some((first.baseline, first.known_device));
     let user = first.user;
     let pw = input.password.expose_secret().to_owned();
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());

@@ -24,6 +24,9 @@ pub(crate) struct Keys {
     /// `Some(false)` when the sign-in's first read found no confirmed second
     /// factor (so there are none to offer); `None` when it did not look.
     pub has_factors: Option<bool>,
+    /// What the first read found for the risk engine: the user's baseline
+    /// and whether the client's device is known (`None` when it did not look).
+    pub prior: Option<(muster_store::devices::Baseline, bool)>,
 }
 
 impl Keys {
@@ -35,6 +38,7 @@ impl Keys {
             account_failed: true,
             seen: None,
             has_factors: None,
+            prior: None,
         }
     }
 

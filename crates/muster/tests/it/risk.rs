@@ -422,6 +422,7 @@ async fn a_sign_in_writes_its_device_history_session_and_event_together(t: TestA
 /// country once. A sign-in further back than fifty counts for nothing.
 async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
     use muster_testkit::muster_store::devices::{Baseline, baseline};
+    use muster_testkit::muster_store::failures;
     let (_owner, ann_id) = setup(&t).await;
     let org = muster_testkit::muster_store::orgs::by_slug(&t.app.db, "acme")
         .await
@@ -464,6 +465,45 @@ async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
         baseline(&t.app.db, "someone-else", 50).await.unwrap(),
         Baseline::default()
     );
+    // A password sign-in reads the same baseline, and whether the client's
+    // device is known, in its first query (before the hash).
+    t.raw(&format!(
+        "INSERT INTO devices (id, org_id, user_id, secret_hash, name, created_at, last_seen_at) \
+         VALUES ('d1', '{}', '{ann_id}', 'ann-device', 'Firefox', 1, 1)",
+        org.id
+    ))
+    .await;
+    let first = |email: &'static str, device: Option<&'static str>| {
+        let (db, org_id) = (t.app.db.clone(), org.id.clone());
+        async move {
+            failures::attempt(
+                &db,
+                failures::Lookup {
+                    org_id: &org_id,
+                    email_key: Some(email),
+                    account_key: "account:x",
+                    ip_key: None,
+                    device_hash: device,
+                    history: 50,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let a = first("ann@acme.example", Some("ann-device")).await;
+    assert_eq!(a.user.map(|u| u.id), Some(ann_id.clone()));
+    assert_eq!(a.baseline, b);
+    assert!(a.known_device);
+    let a = first("ann@acme.example", Some("another-device")).await;
+    assert!(!a.known_device);
+    assert_eq!(a.baseline, b);
+    assert!(!first("ann@acme.example", None).await.known_device);
+    // An unknown address: no user, no history, no device.
+    let a = first("nobody@acme.example", Some("ann-device")).await;
+    assert!(a.user.is_none());
+    assert_eq!(a.baseline, Baseline::default());
+    assert!(!a.known_device);
 }
 
 both!(
