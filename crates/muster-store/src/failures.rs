@@ -43,10 +43,10 @@ pub async fn get_pair(
 /// key (when there is one), whether the user has a confirmed second factor
 /// (when not, the sign-in need not read the factors), and what the risk
 /// engine compares the sign-in with — the user's recent sign-ins and
-/// whether the client's device is known. A burst of PostgreSQL sign-ins
-/// spent a fifth of its time beside argon2id on round trips and statements
-/// (BENCHMARKS.md, "Where a PostgreSQL sign-in's CPU goes"), so the
-/// baseline comes here rather than in a read of its own after the hash.
+/// whether the client's device is known. Those two used to be reads of
+/// their own after the hash: here they save every sign-in a round trip (two
+/// with a device cookie), which matters most with the database across a
+/// network (BENCHMARKS.md, "The baseline in the first read").
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub user: Option<UserRow>,
@@ -98,8 +98,8 @@ fn counters(failures: Option<i64>, first: Option<i64>, last: Option<i64>) -> Opt
 
 /// See `Attempt`.
 pub async fn attempt(db: &Db, k: Lookup<'_>) -> Result<Attempt> {
-    // One row whatever exists: the user, the newest located sign-in and the
-    // counters are joined to it.
+    // One row whatever exists: the user and the counters are joined to it,
+    // the baseline is scalar subqueries over the user's history `h`.
     let sql = sqlx::AssertSqlSafe(format!(
         "WITH u AS (SELECT {} FROM users WHERE org_id = $1 AND email_key = $2), {} \
          SELECT u.*, u.id AS present, \
