@@ -194,9 +194,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
+/// The middle value; for an even count the mean of the two middle ones
+/// (`percentile(0.5)` would take the upper one).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    percentile(&v, 0.5)
+    let n = v.len();
+    match (v.get(n.saturating_sub(1) / 2), v.get(n / 2)) {
+        (Some(lo), Some(hi)) => (lo + hi) / 2.0,
+        _ => f64::NAN,
+    }
 }
 
 /// `(p50, p99)` of millisecond samples, rounded to 0.01 ms.
