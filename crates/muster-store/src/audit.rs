@@ -121,7 +121,7 @@ pub async fn list(db: &Db, org_id: &str, q: &EventQuery) -> Result<Vec<ListedEve
            AND ($7 IS NULL OR e.occurred_at < $7)
            AND ($8 IS NULL OR e.id {after} $8)
            AND ($10 IS NULL OR e.actor_kind = $10)
-         ORDER BY e.id {order} LIMIT $9",
+         ORDER BY e.id {order} LIMIT CAST($9 AS BIGINT)",
         after = if q.newest_first { "<" } else { ">" },
         order = if q.newest_first { "DESC" } else { "ASC" },
     ));
@@ -192,7 +192,7 @@ pub async fn seal(db: &Db, org_id: &str, batch: i64) -> Result<usize> {
         on_tx!(tx, c => sqlx::query_as(head_sql).bind(org_id).fetch_one(c).await)?;
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM audit_pending p JOIN audit_events e ON e.id = p.event_id
-         WHERE p.org_id = $1 ORDER BY p.event_id LIMIT $2"
+         WHERE p.org_id = $1 ORDER BY p.event_id LIMIT CAST($2 AS BIGINT)"
     ));
     let rows: Vec<EventRow> =
         on_tx!(tx, c => sqlx::query_as(sql).bind(org_id).bind(batch).fetch_all(c).await)?;
@@ -287,7 +287,7 @@ pub async fn chain_page(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT c.seq, c.event_id AS link_event_id, c.hash, {COLS}
          FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id AND e.org_id = c.org_id
-         WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3"
+         WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT CAST($3 AS BIGINT)"
     ));
     let rows: Vec<ChainedRow> = on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(after_seq).bind(limit).fetch_all(c).await)?;
     Ok(rows

@@ -5,6 +5,17 @@
 //! one connection and transactions start with `BEGIN IMMEDIATE`: SQLite has a
 //! single writer anyway, and queueing in the pool is cheaper than `SQLITE_BUSY`
 //! retries. Reads use a separate pool and never wait for writers (WAL).
+//!
+//! A bound row count is written `LIMIT CAST($n AS BIGINT)`, never `LIMIT $n`.
+//! SQLite (3.51, the one built in) plans a bare bound `LIMIT` with the
+//! parameter's value and marks the statement to be prepared again whenever
+//! that parameter is bound, which sqlx does at every execution: each run of
+//! such a statement was parsed and planned afresh, its cached preparation
+//! unused. On a sign-in's first read that was a quarter of SQLite's CPU, and
+//! casting it took 4–5 points off the time beside argon2id (BENCHMARKS.md,
+//! "A bound LIMIT"). An expression is only evaluated when the statement
+//! runs; PostgreSQL reads the cast of an `int8` parameter as the parameter.
+//! `no_bare_bound_limit` below keeps it so.
 
 use crate::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -290,5 +301,47 @@ impl Tx {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// See the module's note on `LIMIT`: every SQL text under `src/` casts a
+    /// bound row count.
+    #[test]
+    fn no_bare_bound_limit() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let code = text
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, l)| !l.trim().starts_with("//"));
+                    for (i, line) in code {
+                        let bare = line.match_indices("LIMIT ").any(|(at, m)| {
+                            let rest = &line[at + m.len()..];
+                            rest.starts_with('$') || rest.starts_with("{l")
+                        });
+                        if bare {
+                            found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "write LIMIT CAST($n AS BIGINT):\n{}",
+            found.join("\n")
+        );
     }
 }

@@ -118,11 +118,12 @@ pub struct Baseline {
 /// The `WITH` items a baseline is read from: `h`, the last `limit` sign-ins
 /// of the user `user` (both SQL expressions), and `l`, the newest of them
 /// with a location. A password sign-in reads them in its first query
-/// (`failures::attempt`); other sign-ins through `baseline`.
+/// (`failures::attempt`); other sign-ins through `baseline`. `limit` is a
+/// bound parameter, cast as the note in `db.rs` asks.
 pub(crate) fn baseline_with(user: &str, limit: &str) -> String {
     format!(
         "h AS (SELECT id, at, country, latitude, longitude FROM sign_ins \
-           WHERE user_id = {user} ORDER BY at DESC, id DESC LIMIT {limit}), \
+           WHERE user_id = {user} ORDER BY at DESC, id DESC LIMIT CAST({limit} AS BIGINT)), \
          l AS (SELECT at, latitude, longitude FROM h \
            WHERE latitude IS NOT NULL AND longitude IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1)"
     )

@@ -44,7 +44,7 @@ pub async fn get_in(tx: &mut Tx, org_id: &str, id: &str) -> Result<Option<GroupR
 
 pub async fn list(db: &Db, org_id: &str, after: Option<&str>, limit: i64) -> Result<Vec<GroupRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM groups WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        "SELECT {COLS} FROM groups WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT CAST($3 AS BIGINT)"
     ));
     Ok(
         on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(after).bind(limit).fetch_all(c).await)?,

@@ -61,7 +61,7 @@ const COLS: &str =
 pub async fn list(db: &Db, org_id: &str, limit: i64) -> Result<Vec<InvitationRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM invitations i JOIN users u ON u.id = i.user_id \
-         WHERE i.org_id = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT $2"
+         WHERE i.org_id = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT CAST($2 AS BIGINT)"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(org_id).bind(limit).fetch_all(c).await)?)
 }

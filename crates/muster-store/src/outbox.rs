@@ -37,7 +37,7 @@ pub async fn insert(tx: &mut Tx, r: &OutboxRow) -> Result<()> {
 pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<OutboxRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $2"
+         ORDER BY next_attempt_at, id LIMIT CAST($2 AS BIGINT)"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?)
 }

@@ -73,7 +73,7 @@ pub async fn pending_of(db: &Db, org_id: &str, user_ids: &[&str]) -> Result<Vec<
 
 pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<ScheduledRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM scheduled_transitions WHERE done_at IS NULL AND due_at <= $1 ORDER BY due_at, id LIMIT $2"
+        "SELECT {COLS} FROM scheduled_transitions WHERE done_at IS NULL AND due_at <= $1 ORDER BY due_at, id LIMIT CAST($2 AS BIGINT)"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await)?)
 }
@@ -128,7 +128,7 @@ fn activity(b: crate::Backend) -> &'static str {
 /// Active users of `org_id` with no activity since `cutoff`.
 pub async fn inactive(db: &Db, org_id: &str, cutoff: i64, limit: i64) -> Result<Vec<String>> {
     let sql = format!(
-        "SELECT id FROM users WHERE org_id = $1 AND state = 'active' AND {} < $2 ORDER BY id LIMIT $3",
+        "SELECT id FROM users WHERE org_id = $1 AND state = 'active' AND {} < $2 ORDER BY id LIMIT CAST($3 AS BIGINT)",
         activity(db.backend())
     );
     Ok(
@@ -156,7 +156,7 @@ pub async fn expired_deactivated(
 ) -> Result<Vec<String>> {
     Ok(on_db!(db, c => sqlx::query_scalar(
         "SELECT id FROM users WHERE org_id = $1 AND state = 'deactivated' AND legal_hold_at IS NULL
-           AND COALESCE(state_since, updated_at) < $2 ORDER BY id LIMIT $3")
+           AND COALESCE(state_since, updated_at) < $2 ORDER BY id LIMIT CAST($3 AS BIGINT)")
         .bind(org_id).bind(cutoff).bind(limit).fetch_all(c).await)?)
 }
 

@@ -135,7 +135,7 @@ impl Scratch {
                   AND NOT EXISTS (SELECT 1 FROM failed f WHERE f.line = s.line) LIMIT 1) \
              FROM refs r WHERE r.line > $1 \
                AND NOT EXISTS (SELECT 1 FROM failed f WHERE f.line = r.line) \
-             ORDER BY r.line LIMIT $2",
+             ORDER BY r.line LIMIT CAST($2 AS BIGINT)",
         )
         .bind(line)
         .bind(limit)
@@ -161,7 +161,7 @@ impl Scratch {
 
     pub async fn pending_after(&self, line: i64, limit: i64) -> Result<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
-            "SELECT line, user_id, ref FROM pending WHERE line > $1 ORDER BY line LIMIT $2",
+            "SELECT line, user_id, ref FROM pending WHERE line > $1 ORDER BY line LIMIT CAST($2 AS BIGINT)",
         )
         .bind(line)
         .bind(limit)

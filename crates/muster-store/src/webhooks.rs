@@ -155,7 +155,7 @@ const DELIVERY_COLS: &str = "endpoint_id, event_id, org_id, event_type, created_
 pub async fn pending(db: &Db, endpoint_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries
-         WHERE endpoint_id = $1 AND status = 'pending' ORDER BY event_id LIMIT $2"
+         WHERE endpoint_id = $1 AND status = 'pending' ORDER BY event_id LIMIT CAST($2 AS BIGINT)"
     ));
     Ok(on_db!(db, c => sqlx::query_as(sql).bind(endpoint_id).bind(limit).fetch_all(c).await)?)
 }
@@ -180,7 +180,7 @@ pub async fn deliveries(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries
          WHERE endpoint_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR event_id < $3)
-         ORDER BY event_id DESC LIMIT $4"
+         ORDER BY event_id DESC LIMIT CAST($4 AS BIGINT)"
     ));
     Ok(
         on_db!(db, c => sqlx::query_as(sql).bind(endpoint_id).bind(status).bind(before)

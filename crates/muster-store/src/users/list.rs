@@ -92,7 +92,7 @@ pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> 
            AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
                 OR lower(display_name) LIKE $4 ESCAPE '\\' OR lower(given_name) LIKE $4 ESCAPE '\\'
                 OR lower(family_name) LIKE $4 ESCAPE '\\'){ou_cond}
-         ORDER BY id LIMIT $5"
+         ORDER BY id LIMIT CAST($5 AS BIGINT)"
     );
     on_db!(db, c => {
         let mut qy = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))

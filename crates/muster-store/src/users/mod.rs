@@ -472,7 +472,7 @@ pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> 
                     PageStart::After(after) => {
                         let sql = sqlx::AssertSqlSafe(format!(
                             "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
-                             AND id > $2 ORDER BY id LIMIT $3"
+                             AND id > $2 ORDER BY id LIMIT CAST($3 AS BIGINT)"
                         ));
                         sqlx::query_as(sql)
                             .bind(org_id)
@@ -485,7 +485,7 @@ pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> 
                     PageStart::Offset(off) if off.saturating_mul(2) <= total => {
                         let sql = sqlx::AssertSqlSafe(format!(
                             "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
-                             ORDER BY id LIMIT $2 OFFSET $3"
+                             ORDER BY id LIMIT CAST($2 AS BIGINT) OFFSET $3"
                         ));
                         sqlx::query_as(sql)
                             .bind(org_id)
@@ -501,7 +501,7 @@ pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> 
                         let back_off = (end - limit).max(0);
                         let sql = sqlx::AssertSqlSafe(format!(
                             "SELECT {COLS} FROM users WHERE org_id = $1 AND {SCIM_VISIBLE} \
-                             ORDER BY id DESC LIMIT $2 OFFSET $3"
+                             ORDER BY id DESC LIMIT CAST($2 AS BIGINT) OFFSET $3"
                         ));
                         let mut rows: Vec<UserRow> = sqlx::query_as(sql)
                             .bind(org_id)
