@@ -11,11 +11,11 @@
 //! parameter's value and marks the statement to be prepared again whenever
 //! that parameter is bound, which sqlx does at every execution: each run of
 //! such a statement was parsed and planned afresh, its cached preparation
-//! unused. On a sign-in's first read that was a quarter of SQLite's CPU, and
-//! casting it took 4–5 points off the time beside argon2id (BENCHMARKS.md,
-//! "A bound LIMIT"). An expression is only evaluated when the statement
-//! runs; PostgreSQL reads the cast of an `int8` parameter as the parameter.
-//! `no_bare_bound_limit` below keeps it so.
+//! unused. A sign-in's first read was a quarter of SQLite's own CPU during a
+//! burst; cast, SQLite's sign-ins rose from 89 % to 93 % of the argon2id
+//! limit (medians of four paired runs; BENCHMARKS.md, "A bound LIMIT"). An expression is only
+//! evaluated when the statement runs; PostgreSQL reads the cast of an `int8`
+//! parameter as the parameter. `no_bare_bound_limit` below keeps it so.
 
 use crate::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -307,7 +307,7 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     /// See the module's note on `LIMIT`: every SQL text under `src/` casts a
-    /// bound row count.
+    /// bound row count (`$n`, or a placeholder spliced in with `{…}`).
     #[test]
     fn no_bare_bound_limit() {
         fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
@@ -324,7 +324,7 @@ mod tests {
                     for (i, line) in code {
                         let bare = line.match_indices("LIMIT ").any(|(at, m)| {
                             let rest = &line[at + m.len()..];
-                            rest.starts_with('$') || rest.starts_with("{l")
+                            rest.starts_with(['$', '{'])
                         });
                         if bare {
                             found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
