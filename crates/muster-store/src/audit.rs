@@ -116,7 +116,7 @@ pub async fn list(db: &Db, org_id: &str, q: &EventQuery) -> Result<Vec<ListedEve
            AND ($2 IS NULL OR e.actor_id = $2)
            AND ($3 IS NULL OR e.target_id = $3)
            AND ($4 IS NULL OR e.action = $4)
-           AND ($5 IS NULL OR e.action LIKE $5 ESCAPE '\\')
+           AND ($5 IS NULL OR e.action LIKE CAST($5 AS TEXT) ESCAPE '\\')
            AND ($6 IS NULL OR e.occurred_at >= $6)
            AND ($7 IS NULL OR e.occurred_at < $7)
            AND ($8 IS NULL OR e.id {after} $8)

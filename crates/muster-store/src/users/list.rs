@@ -89,9 +89,9 @@ pub async fn list(db: &Db, org_id: &str, q: &ListQuery) -> Result<Vec<UserRow>> 
          WHERE org_id = $1 AND {visible}
            AND ($2 IS NULL OR state = $2)
            AND ($3 IS NULL OR id > $3)
-           AND ($4 IS NULL OR email_key LIKE $4 ESCAPE '\\' OR user_name_key LIKE $4 ESCAPE '\\'
-                OR lower(display_name) LIKE $4 ESCAPE '\\' OR lower(given_name) LIKE $4 ESCAPE '\\'
-                OR lower(family_name) LIKE $4 ESCAPE '\\'){ou_cond}
+           AND ($4 IS NULL OR email_key LIKE CAST($4 AS TEXT) ESCAPE '\\' OR user_name_key LIKE CAST($4 AS TEXT) ESCAPE '\\'
+                OR lower(display_name) LIKE CAST($4 AS TEXT) ESCAPE '\\' OR lower(given_name) LIKE CAST($4 AS TEXT) ESCAPE '\\'
+                OR lower(family_name) LIKE CAST($4 AS TEXT) ESCAPE '\\'){ou_cond}
          ORDER BY id LIMIT CAST($5 AS BIGINT)"
     );
     on_db!(db, c => {
