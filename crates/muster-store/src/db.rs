@@ -13,12 +13,13 @@
 //! such a statement was parsed and planned afresh, its cached preparation
 //! unused. A sign-in's first read was a quarter of SQLite's own CPU during a
 //! burst; cast, SQLite's sign-ins rose from 89 % to 93 % of the argon2id
-//! limit (medians of four paired runs; BENCHMARKS.md, "A bound LIMIT"). An expression is only
-//! evaluated when the statement runs; PostgreSQL reads the cast of an `int8`
-//! parameter as the parameter. A bound `LIKE` pattern has the same effect on
-//! SQLite (it marks the statement whatever the column, for an index
-//! optimisation our case-insensitive `LIKE` never gets) and is written
-//! `LIKE CAST($n AS TEXT)`. `no_bare_bound_limit` below keeps both so.
+//! limit (medians of four paired runs; BENCHMARKS.md, "A bound LIMIT"). An
+//! expression is only evaluated when the statement runs; PostgreSQL reads
+//! the cast of an `int8` parameter as the parameter. A bound `LIKE` pattern
+//! marks a statement the same way (SQLite looks for an index optimisation
+//! that a case-insensitive `LIKE` gets only on `NOCASE` columns, and we have
+//! none), so it is written `LIKE CAST($n AS TEXT)`. The test
+//! `bound_limits_and_patterns_are_cast` below keeps both so.
 
 use crate::{Result, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -313,7 +314,7 @@ mod tests {
     /// bound row count or `LIKE` pattern (`$n`, or a placeholder spliced in
     /// with `{…}`).
     #[test]
-    fn no_bare_bound_limit() {
+    fn bound_limits_and_patterns_are_cast() {
         fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
             for entry in std::fs::read_dir(dir).unwrap().flatten() {
                 let path = entry.path();
