@@ -32,6 +32,10 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long a PostgreSQL connection may sit idle in the pool and still be
+/// handed out without a ping (see `Db::connect`).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// `$from, $from+1, …` for an `IN` list of `n` values (`NULL` when empty).
 pub(crate) fn in_list(from: usize, n: usize) -> String {
     let p: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
@@ -131,9 +135,26 @@ impl Db {
             let o = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
                 .options([("jit", "off")]);
+            // A connection is pinged before it is handed out only when it
+            // has been idle for a second or more. sqlx's default pings at
+            // every acquire: a round trip to PostgreSQL before each
+            // statement, two per sign-in. A connection used within the last
+            // second has just answered; one idle longer (a restart, a
+            // dropped network path) is still found dead and replaced before
+            // anyone uses it. HikariCP's `aliveBypassWindowMs` is the same
+            // idea. BENCHMARKS.md, "A ping only after a second idle".
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(30))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(o)
                 .await?;
             Ok(Self::Postgres(pool))

@@ -112,3 +112,33 @@ async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestA
     assert!(v.events_checked > done, "{v:?}");
 }
 both!(sigkill_during_a_thousand_deactivations_leaves_each_user_whole);
+
+/// A PostgreSQL connection that was closed while it sat idle in the pool (a
+/// restart, an administrator, a dropped network path) is replaced before a
+/// request gets it: the pool pings a connection idle for a second or more
+/// (`db.rs`), not at every acquire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_closed_while_idle_are_replaced_before_use() {
+    let Some(t) = TestApp::postgres(module_path!()).await else {
+        return;
+    };
+    t.org_with_owner("acme").await;
+    let read = || muster_testkit::muster_store::orgs::by_slug(&t.app.db, "acme");
+    // Several connections open, then all idle.
+    for r in futures::future::join_all((0..6).map(|_| read())).await {
+        assert!(r.unwrap().is_some());
+    }
+    let others = "SELECT COUNT(*) FROM pg_stat_activity \
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    assert!(t.scalar(others).await >= 2, "the pool holds several connections");
+    t.raw(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    for _ in 0..12 {
+        let org = read().await.expect("a live connection, not a closed one");
+        assert!(org.is_some());
+    }
+}
