@@ -70,12 +70,21 @@ impl Hasher {
         let job: Job = Box::new(move |m| {
             let _ = tx.send(f(m));
         });
-        // `send` blocks only when 4096 hashes are queued; keep even that off the runtime.
-        let jobs = self.jobs.clone();
-        tokio::task::spawn_blocking(move || jobs.send(job))
-            .await
-            .ok()?
-            .ok()?;
+        // Queued without leaving the task while there is room (every hash
+        // handed to a blocking thread first cost each sign-in two more
+        // thread wake-ups); only a full queue (4096 hashes) is waited on,
+        // and off the runtime.
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .ok()?
+                    .ok()?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return None,
+        }
         rx.await.ok()
     }
 
