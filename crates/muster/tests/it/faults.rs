@@ -130,7 +130,10 @@ async fn postgres_connections_closed_while_idle_are_replaced_before_use() {
     }
     let others = "SELECT COUNT(*) FROM pg_stat_activity \
                   WHERE datname = current_database() AND pid <> pg_backend_pid()";
-    assert!(t.scalar(others).await >= 2, "the pool holds several connections");
+    assert!(
+        t.scalar(others).await >= 2,
+        "the pool holds several connections"
+    );
     t.raw(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
