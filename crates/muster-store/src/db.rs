@@ -142,7 +142,7 @@ impl Db {
             // second has just answered; one idle longer (a restart, a
             // dropped network path) is still found dead and replaced before
             // anyone uses it. HikariCP's `aliveBypassWindowMs` is the same
-            // idea. BENCHMARKS.md, "A ping only after a second idle".
+            // idea. BENCHMARKS.md, "Fewer wake-ups per sign-in".
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(30))
