@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{Args, Server, median};
+use common::{Args, RawClient, Server, median};
 use futures::future::join_all;
 use muster_testkit::muster_app::passwords::Hasher;
 use serde_json::{Value, json};
@@ -51,17 +51,22 @@ async fn argon2_limit(threads: usize, seconds: f64) -> f64 {
 
 /// Successful sign-ins per second at `concurrency`.
 async fn signins(s: &Server, concurrency: usize, seconds: f64) -> f64 {
-    let client = reqwest::Client::new();
+    let body = json!({"email": "owner@bench.example", "password": PW, "org": "bench"});
+    let mut clients = Vec::new();
+    for _ in 0..concurrency {
+        clients.push(RawClient::post_json(&s.base, "/api/v1/auth/login", &body).await);
+    }
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let url = format!("{}/api/v1/auth/login", s.base);
-    let tasks = (0..concurrency).map(|_| {
-        let (client, done, url) = (client.clone(), done.clone(), url.clone());
+    let tasks = clients.into_iter().map(|mut client| {
+        let done = done.clone();
         tokio::spawn(async move {
-            let body = json!({"email": "owner@bench.example", "password": PW, "org": "bench"});
             while start.elapsed().as_secs_f64() < seconds {
-                let r = client.post(&url).json(&body).send().await.unwrap();
-                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+                let (status, body) = client.send().await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                let key = b"\"session_token\"";
+                let session = body.windows(key.len()).any(|w| w == key);
+                assert!(session, "no session: {}", String::from_utf8_lossy(&body));
                 done.fetch_add(1, Ordering::Relaxed);
             }
         })
