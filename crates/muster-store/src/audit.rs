@@ -159,7 +159,7 @@ pub async fn get(db: &Db, org_id: &str, id: &str) -> Result<Option<ListedEvent>>
 /// off, and the queue's dead rows halved throughput within 10,000 users).
 /// SQLite reuses freed pages itself.
 pub async fn vacuum_queue(db: &Db) -> Result<()> {
-    if let Db::Postgres(p) = db {
+    if let Db::Postgres(p, ..) = db {
         sqlx::raw_sql("VACUUM (SKIP_LOCKED) audit_pending, audit_heads")
             .execute(p)
             .await?;

@@ -140,7 +140,7 @@ pub(crate) async fn insert_pg(tx: &mut Tx, users: &[NewUser<'_>]) -> Result<()> 
 /// Writes `users` (none with an invitation) as one statement committed on
 /// its own, when they fit in one; `false` (nothing written) when they do not.
 pub(crate) async fn insert_pg_alone(db: &Db, users: &[NewUser<'_>]) -> Result<bool> {
-    let Db::Postgres(pool) = db else {
+    let Db::Postgres(pool, ..) = db else {
         return Ok(false);
     };
     let [chunk] = chunks(users)[..] else {
@@ -178,7 +178,7 @@ pub async fn insert_checked(
     users: &[NewUser<'_>],
     checks: &[Authority],
 ) -> Result<()> {
-    let (Db::Postgres(pool), [chunk]) = (db, &chunks(users)[..]) else {
+    let (Db::Postgres(pool, ..), [chunk]) = (db, &chunks(users)[..]) else {
         return Err(StoreError::AuthorityChanged);
     };
     if users.iter().any(|u| u.invitation.is_some()) {

@@ -34,7 +34,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// How long a PostgreSQL connection may sit idle in the pool and still be
 /// handed out without a ping (see `Db::connect`).
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// `$from, $from+1, …` for an `IN` list of `n` values (`NULL` when empty).
 pub(crate) fn in_list(from: usize, n: usize) -> String {
@@ -68,8 +68,12 @@ impl Default for DbOptions {
 
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
-    Postgres(PgPool),
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    /// The pool, and the connections held out of it for sign-ins (`lanes`).
+    Postgres(PgPool, std::sync::Arc<crate::lanes::Lanes>),
 }
 
 pub(crate) enum TxInner {
@@ -157,7 +161,8 @@ impl Db {
                 })
                 .connect_with(o)
                 .await?;
-            Ok(Self::Postgres(pool))
+            let lanes = std::sync::Arc::new(crate::lanes::Lanes::new(pool.clone()));
+            Ok(Self::Postgres(pool, lanes))
         } else {
             Err(StoreError::Config(
                 "the database URL must start with sqlite:// or postgres://".into(),
@@ -168,14 +173,14 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite { .. } => Backend::Sqlite,
-            Self::Postgres(_) => Backend::Postgres,
+            Self::Postgres(..) => Backend::Postgres,
         }
     }
 
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Self::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
-            Self::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Self::Postgres(p, ..) => POSTGRES_MIGRATIONS.run(p).await?,
         }
         Ok(())
     }
@@ -189,7 +194,7 @@ impl Db {
                     .await?,
                 SQLITE_MIGRATIONS.iter().count(),
             ),
-            Self::Postgres(p) => (
+            Self::Postgres(p, ..) => (
                 sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
                     .fetch_all(p)
                     .await?,
@@ -215,7 +220,7 @@ impl Db {
             Self::Sqlite { write, .. } => {
                 TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
             }
-            Self::Postgres(p) => TxInner::Postgres(p.begin().await?),
+            Self::Postgres(p, ..) => TxInner::Postgres(p.begin().await?),
         };
         Ok(Tx {
             inner,
@@ -230,7 +235,11 @@ impl Db {
                 read.close().await;
                 write.close().await;
             }
-            Self::Postgres(p) => p.close().await,
+            Self::Postgres(p, lanes) => {
+                // The pool's close waits for every connection to come back.
+                lanes.release().await;
+                p.close().await;
+            }
         }
     }
 }

@@ -118,30 +118,43 @@ pub async fn attempt(db: &Db, k: Lookup<'_>) -> Result<Attempt> {
         crate::devices::baseline_with("(SELECT id FROM u)", "$6"),
         crate::devices::BASELINE_COLS,
     ));
-    on_db!(db, c => {
-        let row = sqlx::query(sql)
-            .bind(k.org_id)
-            .bind(k.email_key)
-            .bind(k.account_key)
-            .bind(k.ip_key)
-            .bind(k.device_hash)
-            .bind(k.history)
-            .fetch_one(c)
-            .await?;
-        let n = AttemptCounters::from_row(&row)?;
-        let user = match n.present {
-            Some(_) => Some(UserRow::from_row(&row)?),
-            None => None,
-        };
-        Ok(Attempt {
-            user,
-            has_factors: n.has_factors == Some(1),
-            known_device: n.known_device == Some(1),
-            account: counters(n.a_failures, n.a_first, n.a_last),
-            ip: counters(n.i_failures, n.i_first, n.i_last),
-            baseline: crate::devices::BaselineCols::from_row(&row)?.into(),
-        })
-    })
+    // Decoded the same from either database's row.
+    macro_rules! read {
+        ($c:expr) => {{
+            let row = sqlx::query(sql)
+                .bind(k.org_id)
+                .bind(k.email_key)
+                .bind(k.account_key)
+                .bind(k.ip_key)
+                .bind(k.device_hash)
+                .bind(k.history)
+                .fetch_one($c)
+                .await?;
+            let n = AttemptCounters::from_row(&row)?;
+            let user = match n.present {
+                Some(_) => Some(UserRow::from_row(&row)?),
+                None => None,
+            };
+            Ok(Attempt {
+                user,
+                has_factors: n.has_factors == Some(1),
+                known_device: n.known_device == Some(1),
+                account: counters(n.a_failures, n.a_first, n.a_last),
+                ip: counters(n.i_failures, n.i_first, n.i_last),
+                baseline: crate::devices::BaselineCols::from_row(&row)?.into(),
+            })
+        }};
+    }
+    match db {
+        Db::Sqlite { read, .. } => read!(read),
+        // A lane: no ping after the statement (`lanes`).
+        Db::Postgres(_, lanes) => {
+            let mut lane = lanes.take().await?;
+            let found: Result<Attempt> = read!(lane.conn());
+            lane.done();
+            found
+        }
+    }
 }
 
 /// Counts one failure. A count whose last failure is older than `window_ms`

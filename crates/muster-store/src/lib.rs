@@ -21,6 +21,7 @@ pub mod federation;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
+mod lanes;
 pub mod mfa;
 pub mod notify;
 pub mod openings;

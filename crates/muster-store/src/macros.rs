@@ -5,7 +5,7 @@ macro_rules! on_db {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite { read: $c, .. } => $body,
-            $crate::db::Db::Postgres($c) => $body,
+            $crate::db::Db::Postgres($c, ..) => $body,
         }
     };
 }

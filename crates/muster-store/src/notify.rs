@@ -50,7 +50,7 @@ impl AuthChanges {
     /// Watches on a connection of its own (not one of the pools').
     pub async fn connect(db: &Db) -> Result<Self> {
         let source = match db {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, ..) => {
                 // A pool of one of its own, so that the listener does not
                 // hold one of the request pool's connections for ever.
                 let own = sqlx::postgres::PgPoolOptions::new()

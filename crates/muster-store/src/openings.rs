@@ -34,9 +34,12 @@ pub struct Opening<'a> {
 /// Writes `o` atomically.
 pub async fn open(db: &Db, o: &Opening<'_>) -> Result<()> {
     match db {
-        Db::Postgres(pool) => {
+        Db::Postgres(_, lanes) => {
+            // A lane: no ping after the statement (`lanes`).
+            let mut lane = lanes.take().await?;
             let q = bind(sqlx::query(sqlx::AssertSqlSafe(statement(o))), o);
-            q.execute(pool).await?;
+            q.execute(lane.conn()).await?;
+            lane.done();
             // Outside `Tx`: counted as a commit for the session cache.
             crate::db::note_commit();
             Ok(())

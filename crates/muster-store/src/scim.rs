@@ -98,7 +98,7 @@ pub async fn touch(db: &Db, id: &str, now: i64, ip: Option<&str>) -> Result<()> 
             let q = sqlx::query(SQL).bind(id).bind(now).bind(ip);
             q.execute(write).await.map(|_| ())
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             let q = sqlx::query(SQL).bind(id).bind(now).bind(ip);
             q.execute(p).await.map(|_| ())
         }
@@ -147,7 +147,7 @@ pub async fn set_hidden(tx: &mut Tx, org_id: &str, user_id: &str, hidden: bool) 
 /// count a delta twice: the second `DELETE` waits for the first and then
 /// finds the row gone. A no-op on SQLite, whose triggers keep the count.
 pub async fn fold_counts(db: &Db) -> Result<u64> {
-    let Db::Postgres(pool) = db else {
+    let Db::Postgres(pool, ..) = db else {
         return Ok(0);
     };
     let folded = sqlx::query(

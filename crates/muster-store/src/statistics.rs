@@ -28,7 +28,7 @@ pub const LOCK_KEY: i64 = 0x6d75_7374_6572_0001;
 /// Analyzes the tables of the server's schema whose statistics are stale, if
 /// no other instance is doing it; returns their names. A no-op on SQLite.
 pub async fn analyze_stale(db: &Db) -> Result<Vec<String>> {
-    let Db::Postgres(pool) = db else {
+    let Db::Postgres(pool, ..) = db else {
         return Ok(Vec::new());
     };
     // A transaction-scoped lock: released by the commit, whatever happens.

@@ -61,7 +61,7 @@ pub async fn for_auth_many(db: &Db, ids: &[String]) -> Result<Vec<TokenAuthRow>>
         auth_ctes(db.backend(), "$1")
     ));
     Ok(match db {
-        Db::Postgres(p) => sqlx::query_as(sql).bind(padded(ids)).fetch_all(p).await?,
+        Db::Postgres(p, ..) => sqlx::query_as(sql).bind(padded(ids)).fetch_all(p).await?,
         Db::Sqlite { read, .. } => {
             let list = serde_json::to_string(ids).unwrap_or_default();
             sqlx::query_as(sql).bind(list).fetch_all(read).await?
@@ -165,7 +165,7 @@ pub async fn touch(db: &Db, id: &str, now: i64) -> Result<()> {
                 .execute(write)
                 .await?;
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)

@@ -439,7 +439,7 @@ impl TestApp {
                     .await
                     .expect("raw sql");
             }
-            muster_store::Db::Postgres(p) => {
+            muster_store::Db::Postgres(p, ..) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
                     .execute(p)
                     .await
@@ -458,7 +458,7 @@ impl TestApp {
                     .await
                     .map(|_| ())
             }
-            muster_store::Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            muster_store::Db::Postgres(p, ..) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
                 .execute(p)
                 .await
                 .map(|_| ()),
@@ -475,7 +475,7 @@ impl TestApp {
                     .await
                     .expect("scalar")
             }
-            muster_store::Db::Postgres(p) => {
+            muster_store::Db::Postgres(p, ..) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                     .fetch_one(p)
                     .await
@@ -493,7 +493,7 @@ impl TestApp {
                     .await
                     .expect("scalar_text")
             }
-            muster_store::Db::Postgres(p) => {
+            muster_store::Db::Postgres(p, ..) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                     .fetch_one(p)
                     .await

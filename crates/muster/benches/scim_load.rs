@@ -438,7 +438,7 @@ async fn seed(url: &str, total: u64) -> Vec<String> {
                 .await
                 .unwrap();
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             let sql = format!(
                 "INSERT INTO users ({cols}) SELECT {} FROM generate_series(1, $2) AS i",
                 vals("i::text", "lpad(i::text, 12, '0')")

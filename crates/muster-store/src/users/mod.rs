@@ -525,7 +525,7 @@ pub async fn scim_page(db: &Db, org_id: &str, start: &PageStart, limit: i64) -> 
             tx.rollback().await?;
             Ok(page)
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             let mut tx = p.begin().await?;
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .execute(&mut *tx)

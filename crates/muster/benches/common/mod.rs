@@ -149,7 +149,7 @@ pub async fn raw_inserts(url: &str, concurrency: usize, seconds: f64, explicit: 
         Db::Sqlite { write, .. } => {
             sqlx::query(create).execute(write).await.unwrap();
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             sqlx::query(create).execute(p).await.unwrap();
         }
     }
@@ -170,12 +170,12 @@ pub async fn raw_inserts(url: &str, concurrency: usize, seconds: f64, explicit: 
                     (Db::Sqlite { write, .. }, false) => {
                         sqlx::query(sql).bind(id).execute(write).await.unwrap();
                     }
-                    (Db::Postgres(p), true) => {
+                    (Db::Postgres(p, ..), true) => {
                         let mut tx = p.begin().await.unwrap();
                         sqlx::query(sql).bind(id).execute(&mut *tx).await.unwrap();
                         tx.commit().await.unwrap();
                     }
-                    (Db::Postgres(p), false) => {
+                    (Db::Postgres(p, ..), false) => {
                         sqlx::query(sql).bind(id).execute(p).await.unwrap();
                     }
                 }

@@ -58,7 +58,7 @@ async fn event_at(t: &TestApp, org: &str, seq: i64) -> String {
             .fetch_one(read)
             .await
             .unwrap(),
-        muster_testkit::muster_store::Db::Postgres(p) => sqlx::query_scalar(sql)
+        muster_testkit::muster_store::Db::Postgres(p, ..) => sqlx::query_scalar(sql)
             .bind(org)
             .bind(seq)
             .fetch_one(p)

@@ -46,7 +46,7 @@ async fn connections_run_with_musters_settings(t: TestApp) {
                 assert_eq!(fk, 1);
             }
         }
-        Db::Postgres(p) => {
+        Db::Postgres(p, ..) => {
             let mut held = Vec::new();
             for _ in 0..HELD {
                 held.push(p.acquire().await.unwrap());

@@ -145,3 +145,36 @@ async fn postgres_connections_closed_while_idle_are_replaced_before_use() {
         assert!(org.is_some());
     }
 }
+
+/// The connections held out of the pool for sign-ins' statements
+/// (`lanes.rs`) are checked the same way: after PostgreSQL closed them while
+/// idle, the next sign-ins get live connections, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sign_in_lanes_closed_while_idle_are_replaced_before_use() {
+    use crate::signin::{PW, login, signed_up};
+    use axum::http::StatusCode;
+    use muster_testkit::smtp::SmtpSink;
+    let Some(t) = TestApp::postgres(module_path!()).await else {
+        return;
+    };
+    let sink = SmtpSink::start().await;
+    signed_up(&t, &sink, "ann@example.com").await;
+    // Both lanes in use once (each sign-in runs two statements).
+    let (s, b) = login(&t, "ann@example.com", PW).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    t.raw(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    for _ in 0..6 {
+        let (s, b) = login(&t, "ann@example.com", PW).await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "a live connection, not a closed one: {b}"
+        );
+        assert!(b["session_token"].as_str().is_some(), "{b}");
+    }
+}

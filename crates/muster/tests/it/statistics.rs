@@ -9,7 +9,7 @@ use sqlx::Connection;
 
 /// When `users` was last analyzed, and how many rows the planner thinks it has.
 async fn users_stats(db: &Db) -> (Option<String>, f32) {
-    let Db::Postgres(p) = db else {
+    let Db::Postgres(p, ..) = db else {
         panic!("PostgreSQL only")
     };
     sqlx::query_as(
