@@ -161,7 +161,10 @@ impl Db {
                 })
                 .connect_with(o)
                 .await?;
-            let lanes = std::sync::Arc::new(crate::lanes::Lanes::new(pool.clone()));
+            let lanes = std::sync::Arc::new(crate::lanes::Lanes::new(
+                pool.clone(),
+                opts.max_connections.max(2),
+            ));
             Ok(Self::Postgres(pool, lanes))
         } else {
             Err(StoreError::Config(

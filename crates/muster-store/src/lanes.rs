@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 /// How many connections are held: a sign-in's statements take well under a
 /// millisecond, so two lanes are rarely both busy; the pool serves the rest.
+/// At most a quarter of the pool, so that a small pool is never all lanes.
 const LANES: usize = 2;
 
 pub struct Lanes {
@@ -54,10 +55,12 @@ pub(crate) struct Lane<'a> {
 }
 
 impl Lanes {
-    pub(crate) fn new(pool: PgPool) -> Self {
+    /// Lanes over `pool`, which opens at most `max_connections`.
+    pub(crate) fn new(pool: PgPool, max_connections: u32) -> Self {
+        let n = LANES.min(max_connections as usize / 4);
         Self {
             pool,
-            slots: (0..LANES).map(|_| Mutex::new(None)).collect(),
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
     }

@@ -165,7 +165,7 @@ async fn throughput(
     )
 }
 
-async fn run(backend: &str, url: String, seconds: f64, rounds: usize) -> Value {
+async fn run(backend: &str, url: String, seconds: f64, rounds: usize, clients: usize) -> Value {
     common::bench_org(&url);
     let server = common::serve(&url).await;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
@@ -177,9 +177,9 @@ async fn run(backend: &str, url: String, seconds: f64, rounds: usize) -> Value {
     for round in 0..rounds {
         let (l, r) = if round % 2 == 0 {
             let l = argon2_limit(threads, seconds).await;
-            (l, signins(&server, 8, seconds).await)
+            (l, signins(&server, clients, seconds).await)
         } else {
-            let r = signins(&server, 8, seconds).await;
+            let r = signins(&server, clients, seconds).await;
             (argon2_limit(threads, seconds).await, r)
         };
         ratios.push((r / l * 1000.0).round() / 1000.0);
@@ -230,14 +230,15 @@ async fn main() {
     let args = Args::parse();
     let seconds = args.flag("--seconds", 5.0);
     let rounds = args.flag("--rounds", 3.0) as usize;
+    let clients = args.flag("--clients", 8.0) as usize;
     let mut results = Vec::new();
     if args.wants("sqlite") {
         let db = common::TempSqlite::new("signin");
-        results.push(run("sqlite", db.url.clone(), seconds, rounds).await);
+        results.push(run("sqlite", db.url.clone(), seconds, rounds, clients).await);
     }
     if args.wants("postgres") {
         match common::fresh_pg("muster_bench_signin").await {
-            Some(url) => results.push(run("postgres", url, seconds, rounds).await),
+            Some(url) => results.push(run("postgres", url, seconds, rounds, clients).await),
             None => eprintln!("postgres skipped: set MUSTER_TEST_PG_URL"),
         }
     }
