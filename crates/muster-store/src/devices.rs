@@ -26,19 +26,6 @@ pub async fn find(db: &Db, user_id: &str, secret_hash: &str) -> Result<Option<De
         .bind(user_id).bind(secret_hash).fetch_optional(c).await)?)
 }
 
-/// Records a sign-in from the device: a new row the first time, else its
-/// last use. Returns the device's id.
-pub async fn seen(tx: &mut Tx, d: &DeviceRow) -> Result<String> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar(
-        "INSERT INTO devices (id, org_id, user_id, secret_hash, name, os, created_at, last_seen_at, last_ip, last_country) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (user_id, secret_hash) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
-         last_ip = excluded.last_ip, last_country = excluded.last_country RETURNING id")
-        .bind(&d.id).bind(&d.org_id).bind(&d.user_id).bind(&d.secret_hash).bind(&d.name).bind(&d.os)
-        .bind(d.created_at).bind(d.last_seen_at).bind(&d.last_ip).bind(&d.last_country)
-        .fetch_one(c).await)?)
-}
-
 pub async fn list(db: &Db, user_id: &str) -> Result<Vec<DeviceRow>> {
     let sql = format!(
         "SELECT {COLS} FROM devices WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC"
@@ -82,23 +69,6 @@ pub struct SignInRow {
 /// Sign-ins older than this are forgotten as the next one is recorded: the
 /// risk engine's baseline is recent behaviour, and the table stays bounded.
 pub const HISTORY_MS: i64 = 90 * 86_400_000;
-
-/// Records a sign-in; with `prune`, first forgets the user's sign-ins
-/// older than the retention (callers prune when they saw such rows, so
-/// most sign-ins write one row and nothing else).
-pub async fn insert_sign_in(tx: &mut Tx, s: &SignInRow, prune: bool) -> Result<()> {
-    if prune {
-        on_tx!(tx, c => sqlx::query("DELETE FROM sign_ins WHERE user_id = $1 AND at < $2")
-            .bind(&s.user_id).bind(s.at - HISTORY_MS).execute(c).await.map(|r| r.rows_affected()))?;
-    }
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO sign_ins (id, org_id, user_id, at, ip, country, latitude, longitude, device_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(&s.id).bind(&s.org_id).bind(&s.user_id).bind(s.at).bind(&s.ip).bind(&s.country)
-        .bind(s.latitude).bind(s.longitude).bind(&s.device_id)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
-}
 
 /// What the risk engine compares a sign-in with, summarised from the user's
 /// last `limit` sign-ins by the database: a sign-in used to fetch all of

@@ -175,18 +175,10 @@ pub const SIGN_IN_GRAIN_MS: i64 = 60_000;
 
 /// The `UPDATE` recording a sign-in at `at` as `user`'s latest activity, at
 /// most once a `grain` (bound to `SIGN_IN_GRAIN_MS`), over placeholders the
-/// caller names: PostgreSQL's sign-in statement (`openings`) embeds it.
+/// caller names: a sign-in's writes (`openings`) embed it on both databases.
 pub(crate) fn touch_sql(user: &str, at: &str, grain: &str) -> String {
     format!(
         "UPDATE users SET last_sign_in_at = {at} WHERE id = {user} \
          AND (last_sign_in_at IS NULL OR last_sign_in_at <= {at} - {grain})"
     )
-}
-
-/// Records a sign-in as the user's latest activity (see `touch_sql`).
-pub async fn touch_sign_in(tx: &mut Tx, user_id: &str, now: i64) -> Result<()> {
-    let sql = touch_sql("$1", "$2", "$3");
-    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id).bind(now).bind(SIGN_IN_GRAIN_MS).execute(c).await.map(|x| x.rows_affected()))?;
-    Ok(())
 }

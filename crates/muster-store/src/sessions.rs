@@ -23,16 +23,6 @@ pub struct SessionRow {
 
 const COLS: &str = "id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent, mfa_level, level_at";
 
-pub async fn insert(tx: &mut Tx, s: &SessionRow) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO sessions (id, org_id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, mfa_level, level_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-        .bind(&s.id).bind(&s.org_id).bind(&s.user_id).bind(&s.secret_hash).bind(s.created_at)
-        .bind(s.last_seen_at).bind(s.expires_at).bind(&s.ip).bind(&s.user_agent).bind(s.mfa_level).bind(s.level_at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// A session with what authentication needs about its user and organization.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionAuthRow {

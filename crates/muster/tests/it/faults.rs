@@ -113,6 +113,17 @@ async fn sigkill_during_a_thousand_deactivations_leaves_each_user_whole(t: TestA
 }
 both!(sigkill_during_a_thousand_deactivations_leaves_each_user_whole);
 
+/// PostgreSQL closes every connection of the test's database but the
+/// test's own, then they sit idle past the pool's one-second check.
+async fn close_connections_then_idle(t: &TestApp) {
+    t.raw(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+}
+
 /// A PostgreSQL connection that was closed while it sat idle in the pool (a
 /// restart, an administrator, a dropped network path) is replaced before a
 /// request gets it: the pool pings a connection idle for a second or more
@@ -134,12 +145,7 @@ async fn postgres_connections_closed_while_idle_are_replaced_before_use() {
         t.scalar(others).await >= 2,
         "the pool holds several connections"
     );
-    t.raw(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    close_connections_then_idle(&t).await;
     for _ in 0..12 {
         let org = read().await.expect("a live connection, not a closed one");
         assert!(org.is_some());
@@ -162,12 +168,7 @@ async fn postgres_sign_in_lanes_closed_while_idle_are_replaced_before_use() {
     // Both lanes in use once (each sign-in runs two statements).
     let (s, b) = login(&t, "ann@example.com", PW).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    t.raw(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    close_connections_then_idle(&t).await;
     for _ in 0..6 {
         let (s, b) = login(&t, "ann@example.com", PW).await;
         assert_eq!(
