@@ -151,10 +151,11 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
     let mut n = 0;
     let mut parts: Vec<String> = Vec::new();
     // The device's row, for the history row: `d` on PostgreSQL; on SQLite
-    // looked up again by its user and secret (parameters 3 and 4).
+    // looked up again by its user and secret (its 3rd and 4th parameters).
     let mut device = "NULL".to_owned();
     if o.device.is_some() {
         let returning = if pg { " RETURNING id" } else { "" };
+        let (user, secret) = (n + 3, n + 4);
         parts.push(item(
             "d",
             format!(
@@ -168,7 +169,7 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
         device = if pg {
             "(SELECT id FROM d)".to_owned()
         } else {
-            "(SELECT id FROM devices WHERE user_id = $3 AND secret_hash = $4)".to_owned()
+            format!("(SELECT id FROM devices WHERE user_id = ${user} AND secret_hash = ${secret})")
         };
     }
     if let Some((_, prune)) = o.sign_in {
