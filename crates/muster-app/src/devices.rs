@@ -47,7 +47,10 @@ pub fn name_of(ua: Option<&str>) -> String {
 /// What a successful sign-in records about where it came from: the device
 /// (when the client keeps a device cookie) and the history entry the risk
 /// engine compares later sign-ins with. Written with the session
-/// (`muster_store::openings`); its `device_id` is filled in there.
+/// (`muster_store::openings`). A known device used again from the same
+/// address and country within a minute is not rewritten (`None`); the
+/// history row then names it here, and otherwise its `device_id` is filled
+/// in by the write.
 pub(crate) fn sign_in_rows(
     app: &App,
     org: &OrgRow,
@@ -56,22 +59,30 @@ pub(crate) fn sign_in_rows(
     a: &Attempt,
 ) -> (Option<DeviceRow>, SignInRow) {
     let now = app.now_ms();
-    let device = a.device_hash.as_ref().map(|h| DeviceRow {
-        id: uuid::Uuid::now_v7().simple().to_string(),
-        org_id: org.id.clone(),
-        user_id: user.id.clone(),
-        secret_hash: h.clone(),
-        name: name_of(ctx.user_agent.as_deref()),
-        os: ctx
-            .user_agent
-            .as_deref()
-            .and_then(DeviceOs::from_user_agent)
-            .map(|o| o.as_str().to_owned()),
-        created_at: now,
-        last_seen_at: now,
-        last_ip: ctx.ip.clone(),
-        last_country: a.country.clone(),
-    });
+    let unchanged = a
+        .seen_device
+        .as_ref()
+        .filter(|d| d.unchanged_by(now, ctx.ip.as_deref(), a.country.as_deref()));
+    let device = a
+        .device_hash
+        .as_ref()
+        .filter(|_| unchanged.is_none())
+        .map(|h| DeviceRow {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            org_id: org.id.clone(),
+            user_id: user.id.clone(),
+            secret_hash: h.clone(),
+            name: name_of(ctx.user_agent.as_deref()),
+            os: ctx
+                .user_agent
+                .as_deref()
+                .and_then(DeviceOs::from_user_agent)
+                .map(|o| o.as_str().to_owned()),
+            created_at: now,
+            last_seen_at: now,
+            last_ip: ctx.ip.clone(),
+            last_country: a.country.clone(),
+        });
     let sign_in = SignInRow {
         id: uuid::Uuid::now_v7().simple().to_string(),
         org_id: org.id.clone(),
@@ -81,7 +92,7 @@ pub(crate) fn sign_in_rows(
         country: a.country.clone(),
         latitude: a.coords.map(|c| c.0),
         longitude: a.coords.map(|c| c.1),
-        device_id: None,
+        device_id: unchanged.map(|d| d.id.clone()),
     };
     (device, sign_in)
 }

@@ -128,6 +128,10 @@ pub struct Attempt {
     /// The hash of the device cookie (never the cookie).
     #[serde(skip)]
     pub device_hash: Option<String>,
+    /// That device's row as found, when known (`None` after the attempt
+    /// was stored for a second step: the device is then written again).
+    #[serde(skip)]
+    pub seen_device: Option<muster_store::devices::SeenDevice>,
     /// The history read holds sign-ins past its retention: prune it.
     #[serde(default)]
     pub prune_history: bool,
@@ -165,14 +169,15 @@ pub(crate) async fn evaluate_with(
     let policy = &rules.risk;
     let hash = device_hash(ctx);
     // A password sign-in's first read found them already.
-    let (history, known_device) = match keys.and_then(|k| k.prior.clone()) {
+    let (history, seen_device) = match keys.and_then(|k| k.prior.clone()) {
         Some(prior) => prior,
         None => {
             let known = match &hash {
                 Some(h) => muster_store::devices::find(&app.db, &user.id, h)
                     .await?
-                    .is_some(),
-                None => false,
+                    .as_ref()
+                    .map(Into::into),
+                None => None,
             };
             let b = muster_store::devices::baseline(&app.db, &user.id, HISTORY_SIGN_INS).await?;
             (b, known)
@@ -212,6 +217,7 @@ pub(crate) async fn evaluate_with(
         at_ms,
         coords: (lat, lon),
     });
+    let known_device = seen_device.is_some();
     let signals = Signals {
         known_device,
         has_history: history.sign_ins > 0,
@@ -235,6 +241,7 @@ pub(crate) async fn evaluate_with(
         country: place.country,
         coords: place.coords,
         device_hash: hash,
+        seen_device,
         prune_history: history
             .oldest_at
             .is_some_and(|at| now - at > muster_store::devices::HISTORY_MS),

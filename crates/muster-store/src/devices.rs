@@ -20,6 +20,43 @@ pub struct DeviceRow {
 pub(crate) const COLS: &str =
     "id, org_id, user_id, secret_hash, name, os, created_at, last_seen_at, last_ip, last_country";
 
+/// A known device as a sign-in found it: enough to tell whether recording
+/// this use would change anything (`SeenDevice::unchanged_by`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenDevice {
+    pub id: String,
+    pub last_seen_at: i64,
+    pub last_ip: Option<String>,
+    pub last_country: Option<String>,
+}
+
+impl From<&DeviceRow> for SeenDevice {
+    fn from(d: &DeviceRow) -> Self {
+        Self {
+            id: d.id.clone(),
+            last_seen_at: d.last_seen_at,
+            last_ip: d.last_ip.clone(),
+            last_country: d.last_country.clone(),
+        }
+    }
+}
+
+/// How stale a device's last use may be before a sign-in from the same
+/// address and country records it again: the same grain as the user's last
+/// sign-in time, so a burst of sign-ins does not rewrite the device's row
+/// (a new row version and its WAL) on every one.
+pub const SEEN_GRAIN_MS: i64 = crate::schedules::SIGN_IN_GRAIN_MS;
+
+impl SeenDevice {
+    /// Whether a use at `now` from `ip` in `country` would leave the stored
+    /// row as it is, within `SEEN_GRAIN_MS`.
+    pub fn unchanged_by(&self, now: i64, ip: Option<&str>, country: Option<&str>) -> bool {
+        now - self.last_seen_at < SEEN_GRAIN_MS
+            && self.last_ip.as_deref() == ip
+            && self.last_country.as_deref() == country
+    }
+}
+
 pub async fn find(db: &Db, user_id: &str, secret_hash: &str) -> Result<Option<DeviceRow>> {
     let sql = format!("SELECT {COLS} FROM devices WHERE user_id = $1 AND secret_hash = $2");
     Ok(on_db!(db, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))

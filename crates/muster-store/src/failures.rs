@@ -1,6 +1,6 @@
 //! Failed sign-in counters (migration 0006), shared by every instance.
 
-use crate::devices::Baseline;
+use crate::devices::{Baseline, SeenDevice};
 use crate::users::UserRow;
 use crate::{Db, Result, Tx};
 use sqlx::FromRow;
@@ -55,8 +55,10 @@ pub struct Attempt {
     pub ip: Option<Failures>,
     /// The user's baseline (empty without a user).
     pub baseline: Baseline,
-    /// The user has a device with the given hash.
-    pub known_device: bool,
+    /// The user's device with the given hash, when it has one.
+    pub device: Option<SeenDevice>,
+    /// When the user last signed in, as recorded (`None`: never).
+    pub last_sign_in_at: Option<i64>,
 }
 
 /// What `attempt` looks up.
@@ -79,7 +81,11 @@ pub struct Lookup<'a> {
 struct AttemptCounters {
     present: Option<String>,
     has_factors: Option<i64>,
-    known_device: Option<i64>,
+    d_id: Option<String>,
+    d_seen: Option<i64>,
+    d_ip: Option<String>,
+    d_country: Option<String>,
+    last_sign_in: Option<i64>,
     a_failures: Option<i64>,
     a_first: Option<i64>,
     a_last: Option<i64>,
@@ -101,19 +107,19 @@ pub async fn attempt(db: &Db, k: Lookup<'_>) -> Result<Attempt> {
     // One row whatever exists: the user and the counters are joined to it,
     // the baseline is scalar subqueries over the user's history `h`.
     let sql = sqlx::AssertSqlSafe(format!(
-        "WITH u AS (SELECT {} FROM users WHERE org_id = $1 AND email_key = $2), {} \
+        "WITH u AS (SELECT {}, last_sign_in_at AS last_sign_in FROM users WHERE org_id = $1 AND email_key = $2), {} \
          SELECT u.*, u.id AS present, \
            CAST(CASE WHEN EXISTS (SELECT 1 FROM mfa_factors f \
              WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS has_factors, \
-           CAST(CASE WHEN EXISTS (SELECT 1 FROM devices d \
-             WHERE d.user_id = u.id AND d.secret_hash = $5) THEN 1 ELSE 0 END AS BIGINT) AS known_device, \
+           d.id AS d_id, d.last_seen_at AS d_seen, d.last_ip AS d_ip, d.last_country AS d_country, \
            a.failures AS a_failures, a.first_failure_at AS a_first, a.last_failure_at AS a_last, \
            i.failures AS i_failures, i.first_failure_at AS i_first, i.last_failure_at AS i_last, \
            {} \
          FROM (SELECT 1 AS one) one \
          LEFT JOIN u ON 1 = 1 \
          LEFT JOIN auth_failures a ON a.key = $3 \
-         LEFT JOIN auth_failures i ON i.key = $4",
+         LEFT JOIN auth_failures i ON i.key = $4 \
+         LEFT JOIN devices d ON d.user_id = u.id AND d.secret_hash = $5",
         crate::users::COLS,
         crate::devices::baseline_with("(SELECT id FROM u)", "$6"),
         crate::devices::BASELINE_COLS,
@@ -138,7 +144,13 @@ pub async fn attempt(db: &Db, k: Lookup<'_>) -> Result<Attempt> {
             Ok(Attempt {
                 user,
                 has_factors: n.has_factors == Some(1),
-                known_device: n.known_device == Some(1),
+                device: n.d_id.zip(n.d_seen).map(|(id, last_seen_at)| SeenDevice {
+                    id,
+                    last_seen_at,
+                    last_ip: n.d_ip,
+                    last_country: n.d_country,
+                }),
+                last_sign_in_at: n.last_sign_in,
                 account: counters(n.a_failures, n.a_first, n.a_last),
                 ip: counters(n.i_failures, n.i_first, n.i_last),
                 baseline: crate::devices::BaselineCols::from_row(&row)?.into(),

@@ -1,7 +1,10 @@
 //! What a successful sign-in writes: the device it came from, its line in
 //! the sign-in history, the forgiven failures, the session, the user's last
 //! sign-in time, the new-device email and the `auth.login` audit event —
-//! atomically.
+//! atomically. The device and the sign-in time are left out when they would
+//! not change (`Opening::device`, `Opening::touch`): on PostgreSQL a
+//! statement that names `users` opens and locks its eight indexes even when
+//! it updates no row.
 //!
 //! On PostgreSQL that is one data-modifying `WITH` committed on its own: the
 //! same writes as `BEGIN`, five statements and `COMMIT` took seven round
@@ -22,14 +25,20 @@ use muster_core::audit::StoredEvent;
 
 /// The writes of one sign-in.
 pub struct Opening<'a> {
-    /// The device the sign-in came from (a new row, or its last use).
+    /// The device the sign-in came from (a new row, or its last use);
+    /// `None` when there is none or its row would not change.
     pub device: Option<&'a DeviceRow>,
-    /// The history row (its `device_id` is filled in here) and whether the
-    /// user's history past the retention is forgotten first.
+    /// The history row and whether the user's history past the retention is
+    /// forgotten first. With `device`, its `device_id` is that row's (new or
+    /// existing); without, its own.
     pub sign_in: Option<(&'a SignInRow, bool)>,
     /// The account's failure counter to forget.
     pub clear_failures: Option<&'a str>,
     pub session: &'a SessionRow,
+    /// Whether to record the sign-in as the user's last (at most once a
+    /// `SIGN_IN_GRAIN_MS`, which the statement checks again): `false` when
+    /// the first read found one within the grain.
+    pub touch: bool,
     /// The new-device email, queued with the sign-in.
     pub email: Option<&'a OutboxRow>,
     pub event: &'a StoredEvent,
@@ -66,6 +75,9 @@ macro_rules! bind {
                 .bind(&s.country)
                 .bind(s.latitude)
                 .bind(s.longitude);
+            if o.device.is_none() {
+                q = q.bind(&s.device_id);
+            }
         }
         if let Some(key) = o.clear_failures {
             q = q.bind(key);
@@ -83,10 +95,12 @@ macro_rules! bind {
             .bind(&s.user_agent)
             .bind(s.mfa_level)
             .bind(s.level_at);
-        q = q
-            .bind(s.created_at)
-            .bind(&s.user_id)
-            .bind(crate::schedules::SIGN_IN_GRAIN_MS);
+        if o.touch {
+            q = q
+                .bind(s.created_at)
+                .bind(&s.user_id)
+                .bind(crate::schedules::SIGN_IN_GRAIN_MS);
+        }
         if let Some(m) = o.email {
             q = q
                 .bind(&m.id)
@@ -152,7 +166,7 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
     let mut parts: Vec<String> = Vec::new();
     // The device's row, for the history row: `d` on PostgreSQL; on SQLite
     // looked up again by its user and secret (its 3rd and 4th parameters).
-    let mut device = "NULL".to_owned();
+    let mut device: Option<String> = None;
     if o.device.is_some() {
         let returning = if pg { " RETURNING id" } else { "" };
         let (user, secret) = (n + 3, n + 4);
@@ -166,11 +180,11 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
                 params(&mut n, 10)
             ),
         ));
-        device = if pg {
+        device = Some(if pg {
             "(SELECT id FROM d)".to_owned()
         } else {
             format!("(SELECT id FROM devices WHERE user_id = ${user} AND secret_hash = ${secret})")
-        };
+        });
     }
     if let Some((_, prune)) = o.sign_in {
         if prune {
@@ -180,12 +194,14 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
                 format!("DELETE FROM sign_ins WHERE user_id = {user} AND at < {before}"),
             ));
         }
+        let values = params(&mut n, 8);
+        // Without a device row to write, the history row's own `device_id`.
+        let device = device.unwrap_or_else(|| params(&mut n, 1));
         parts.push(item(
             "h",
             format!(
                 "INSERT INTO sign_ins (id, org_id, user_id, at, ip, country, latitude, longitude, \
-                 device_id) VALUES ({}, {device})",
-                params(&mut n, 8)
+                 device_id) VALUES ({values}, {device})"
             ),
         ));
     }
@@ -204,8 +220,10 @@ fn statement(o: &Opening<'_>, backend: Backend) -> String {
             params(&mut n, 11)
         ),
     ));
-    let (at, user, grain) = (params(&mut n, 1), params(&mut n, 1), params(&mut n, 1));
-    parts.push(item("t", crate::schedules::touch_sql(&user, &at, &grain)));
+    if o.touch {
+        let (at, user, grain) = (params(&mut n, 1), params(&mut n, 1), params(&mut n, 1));
+        parts.push(item("t", crate::schedules::touch_sql(&user, &at, &grain)));
+    }
     if o.email.is_some() {
         parts.push(item(
             "m",

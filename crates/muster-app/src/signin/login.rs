@@ -103,7 +103,8 @@ pub async fn login(app: &App, input: LoginInput, ctx: Context) -> Result<Entry> 
         return Err(e);
     }
     keys.has_factors = Some(first.has_factors);
-    keys.prior = Some((first.baseline, first.known_device));
+    keys.prior = Some((first.baseline, first.device));
+    keys.last_sign_in_at = first.last_sign_in_at;
     let user = first.user;
     let pw = input.password.expose_secret().to_owned();
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -314,6 +315,10 @@ pub(crate) async fn open_session(
             .filter(|k| k.account_failed)
             .map(|k| k.account.as_str()),
         session: &row,
+        // The statement checks the grain again; this only spares it `users`.
+        touch: keys
+            .and_then(|k| k.last_sign_in_at)
+            .is_none_or(|at| now - at >= muster_store::schedules::SIGN_IN_GRAIN_MS),
         email: email.as_ref(),
         event: &event,
     };

@@ -25,8 +25,14 @@ pub(crate) struct Keys {
     /// factor (so there are none to offer); `None` when it did not look.
     pub has_factors: Option<bool>,
     /// What the first read found for the risk engine: the user's baseline
-    /// and whether the client's device is known (`None` when it did not look).
-    pub prior: Option<(muster_store::devices::Baseline, bool)>,
+    /// and the client's device if known (`None` when it did not look).
+    pub prior: Option<(
+        muster_store::devices::Baseline,
+        Option<muster_store::devices::SeenDevice>,
+    )>,
+    /// The user's last recorded sign-in as the first read found it (`None`
+    /// also when it did not look: the sign-in is then recorded).
+    pub last_sign_in_at: Option<i64>,
 }
 
 impl Keys {
@@ -39,6 +45,7 @@ impl Keys {
             seen: None,
             has_factors: None,
             prior: None,
+            last_sign_in_at: None,
         }
     }
 

@@ -416,11 +416,65 @@ async fn a_sign_in_writes_its_device_history_session_and_event_together(t: TestA
     assert_eq!(t.audit_count("auth.login", session).await, 1);
 }
 
+/// A device used again within a minute from the same address and country is
+/// not rewritten (its history rows still name it), nor is the user's last
+/// sign-in time; a new address, or a minute later, is recorded.
+async fn a_device_used_again_within_a_minute_is_not_rewritten(t: TestApp) {
+    let (_owner, ann_id) = setup(&t).await;
+    let laptop = new_device();
+    let device = async |col: &str| {
+        t.scalar(&format!(
+            "SELECT {col} FROM devices WHERE user_id = '{ann_id}'"
+        ))
+        .await
+    };
+    let signed_in_at = async || {
+        t.scalar(&format!(
+            "SELECT last_sign_in_at FROM users WHERE id = '{ann_id}'"
+        ))
+        .await
+    };
+    let named = async || {
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM sign_ins s JOIN devices d ON d.id = s.device_id \
+             WHERE s.user_id = '{ann_id}'"
+        ))
+        .await
+    };
+    let (s, b, _) = sign_in(&t, "81.1.1.1", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (seen, at) = (device("last_seen_at").await, signed_in_at().await);
+    t.clock.advance(time::Duration::seconds(10));
+    let (s, b, _) = sign_in(&t, "81.1.1.1", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(device("last_seen_at").await, seen, "not rewritten");
+    assert_eq!(signed_in_at().await, at, "within the grain");
+    assert_eq!(named().await, 2, "both history rows name the device");
+    // Another address: recorded at once.
+    t.clock.advance(time::Duration::seconds(10));
+    let (s, b, _) = sign_in(&t, "81.1.1.2", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(device("last_seen_at").await, seen + 20_000);
+    assert_eq!(
+        device("COUNT(*) FILTER (WHERE last_ip = '81.1.1.2')").await,
+        1
+    );
+    // The same address a minute later: recorded, and so is the sign-in.
+    t.clock.advance(time::Duration::seconds(61));
+    let (s, b, _) = sign_in(&t, "81.1.1.2", Some(&laptop)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(device("last_seen_at").await, seen + 81_000);
+    assert_eq!(signed_in_at().await, at + 81_000);
+    assert_eq!(named().await, 4);
+    assert_eq!(device("COUNT(*)").await, 1);
+}
+
 /// The risk engine's baseline is summarised by the database from the last
 /// fifty sign-ins only: their number and oldest time (for pruning), the
 /// newest one with a location (rows without one are skipped), and each
 /// country once. A sign-in further back than fifty counts for nothing.
 async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
+    use muster_testkit::muster_store::devices::SeenDevice;
     use muster_testkit::muster_store::devices::{Baseline, baseline};
     use muster_testkit::muster_store::failures;
     let (_owner, ann_id) = setup(&t).await;
@@ -494,21 +548,42 @@ async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
     let a = first("ann@acme.example", Some("ann-device")).await;
     assert_eq!(a.user.map(|u| u.id), Some(ann_id.clone()));
     assert_eq!(a.baseline, b);
-    assert!(a.known_device);
+    // The device as stored, so that a sign-in can tell whether its use
+    // changes the row; and the user's last sign-in time (none recorded yet).
+    assert_eq!(
+        a.device,
+        Some(SeenDevice {
+            id: "d1".into(),
+            last_seen_at: 1,
+            last_ip: None,
+            last_country: None,
+        })
+    );
+    assert_eq!(a.last_sign_in_at, None);
     let a = first("ann@acme.example", Some("another-device")).await;
-    assert!(!a.known_device);
+    assert!(a.device.is_none());
     assert_eq!(a.baseline, b);
-    assert!(!first("ann@acme.example", None).await.known_device);
+    assert!(first("ann@acme.example", None).await.device.is_none());
+    t.raw(&format!(
+        "UPDATE users SET last_sign_in_at = 77 WHERE id = '{ann_id}'"
+    ))
+    .await;
+    assert_eq!(
+        first("ann@acme.example", None).await.last_sign_in_at,
+        Some(77)
+    );
     // An unknown address: no user, no history, no device.
     let a = first("nobody@acme.example", Some("ann-device")).await;
     assert!(a.user.is_none());
     assert_eq!(a.baseline, Baseline::default());
-    assert!(!a.known_device);
+    assert!(a.device.is_none());
+    assert_eq!(a.last_sign_in_at, None);
 }
 
 both!(
     a_new_device_is_remembered_announced_and_forgettable,
     a_sign_in_writes_its_device_history_session_and_event_together,
+    a_device_used_again_within_a_minute_is_not_rewritten,
     risk_levels_follow_the_policy,
     rapid_address_changes_end_a_session,
     the_risk_baseline_summarises_the_last_fifty_sign_ins,
