@@ -172,7 +172,7 @@ pub(crate) async fn evaluate_with(
     let (history, seen_device) = match keys.and_then(|k| k.prior.clone()) {
         Some(prior) => prior,
         None => {
-            let known = match &hash {
+            let seen = match &hash {
                 Some(h) => muster_store::devices::find(&app.db, &user.id, h)
                     .await?
                     .as_ref()
@@ -180,7 +180,7 @@ pub(crate) async fn evaluate_with(
                 None => None,
             };
             let b = muster_store::devices::baseline(&app.db, &user.id, HISTORY_SIGN_INS).await?;
-            (b, known)
+            (b, seen)
         }
     };
     let ip: Option<IpAddr> = ctx.ip.as_deref().and_then(|i| i.parse().ok());

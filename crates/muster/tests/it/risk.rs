@@ -474,8 +474,7 @@ async fn a_device_used_again_within_a_minute_is_not_rewritten(t: TestApp) {
 /// newest one with a location (rows without one are skipped), and each
 /// country once. A sign-in further back than fifty counts for nothing.
 async fn the_risk_baseline_summarises_the_last_fifty_sign_ins(t: TestApp) {
-    use muster_testkit::muster_store::devices::SeenDevice;
-    use muster_testkit::muster_store::devices::{Baseline, baseline};
+    use muster_testkit::muster_store::devices::{Baseline, SeenDevice, baseline};
     use muster_testkit::muster_store::failures;
     let (_owner, ann_id) = setup(&t).await;
     let org = muster_testkit::muster_store::orgs::by_slug(&t.app.db, "acme")
