@@ -46,7 +46,9 @@ pub async fn get_pair(
 /// whether the client's device is known. Those two used to be reads of
 /// their own after the hash: here they save every sign-in a round trip (two
 /// with a device cookie), which matters most with the database across a
-/// network (BENCHMARKS.md, "The baseline in the first read").
+/// network (BENCHMARKS.md, "The baseline in the first read"). The device's
+/// row and the user's last sign-in time tell the write what it may leave
+/// out (`openings`).
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub user: Option<UserRow>,
