@@ -126,6 +126,8 @@ pub struct DeviceView {
     pub os: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub first_seen_at: String,
+    /// Its last sign-in, to the minute: one from the same address and
+    /// country within a minute of this time does not move it.
     #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: String,
     pub last_ip: Option<String>,
