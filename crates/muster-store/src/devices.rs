@@ -45,7 +45,7 @@ impl From<&DeviceRow> for SeenDevice {
 /// address and country records it again: the same grain as the user's last
 /// sign-in time, so a burst of sign-ins does not rewrite the device's row
 /// (a new row version and its WAL) on every one.
-pub const SEEN_GRAIN_MS: i64 = crate::schedules::SIGN_IN_GRAIN_MS;
+const SEEN_GRAIN_MS: i64 = crate::schedules::SIGN_IN_GRAIN_MS;
 
 impl SeenDevice {
     /// Whether a use at `now` from `ip` in `country` would leave the stored

@@ -150,8 +150,9 @@ fn params(n: &mut usize, count: usize) -> String {
 
 /// The statement text. On PostgreSQL each part is a `WITH` item (it runs
 /// every data-modifying one, referenced or not) on one snapshot, and the
-/// foreign keys (the history row's device, the session's user) are checked
-/// at the end; on SQLite each part is a statement of its own, in this
+/// foreign keys (the rows' organization and user) are checked at the end
+/// (the history row's `device_id` has none: a forgotten device's rows keep
+/// its id); on SQLite each part is a statement of its own, in this
 /// order. Parameters are numbered in the order `bind!` binds them.
 fn statement(o: &Opening<'_>, backend: Backend) -> String {
     let pg = backend == Backend::Postgres;

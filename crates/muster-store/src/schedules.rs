@@ -177,8 +177,16 @@ pub const SIGN_IN_GRAIN_MS: i64 = 60_000;
 /// most once a `grain` (bound to `SIGN_IN_GRAIN_MS`), over placeholders the
 /// caller names: a sign-in's writes (`openings`) embed it on both databases.
 pub(crate) fn touch_sql(user: &str, at: &str, grain: &str) -> String {
+    // The same condition as `sign_in_due`.
     format!(
         "UPDATE users SET last_sign_in_at = {at} WHERE id = {user} \
          AND (last_sign_in_at IS NULL OR last_sign_in_at <= {at} - {grain})"
     )
+}
+
+/// Whether a sign-in at `at` is recorded over `last`, the user's recorded
+/// one: `touch_sql`'s condition, for a caller that read `last` and can
+/// leave the update out (`openings::Opening::touch`).
+pub fn sign_in_due(last: Option<i64>, at: i64) -> bool {
+    last.is_none_or(|last| last <= at - SIGN_IN_GRAIN_MS)
 }

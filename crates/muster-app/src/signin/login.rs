@@ -316,9 +316,7 @@ pub(crate) async fn open_session(
             .map(|k| k.account.as_str()),
         session: &row,
         // The statement checks the grain again; this only spares it `users`.
-        touch: keys
-            .and_then(|k| k.last_sign_in_at)
-            .is_none_or(|at| now - at >= muster_store::schedules::SIGN_IN_GRAIN_MS),
+        touch: muster_store::schedules::sign_in_due(keys.and_then(|k| k.last_sign_in_at), now),
         email: email.as_ref(),
         event: &event,
     };
