@@ -41,17 +41,14 @@ impl From<&DeviceRow> for SeenDevice {
     }
 }
 
-/// How stale a device's last use may be before a sign-in from the same
-/// address and country records it again: the same grain as the user's last
-/// sign-in time, so a burst of sign-ins does not rewrite the device's row
-/// (a new row version and its WAL) on every one.
-const SEEN_GRAIN_MS: i64 = crate::schedules::SIGN_IN_GRAIN_MS;
-
 impl SeenDevice {
     /// Whether a use at `now` from `ip` in `country` would leave the stored
-    /// row as it is, within `SEEN_GRAIN_MS`.
+    /// row as it is: a device's last use is recorded on the same grain as
+    /// the user's last sign-in (`schedules::sign_in_due`), so a burst of
+    /// sign-ins from one place does not rewrite its row (a new row version
+    /// and its WAL) on every one.
     pub fn unchanged_by(&self, now: i64, ip: Option<&str>, country: Option<&str>) -> bool {
-        now - self.last_seen_at < SEEN_GRAIN_MS
+        !crate::schedules::sign_in_due(Some(self.last_seen_at), now)
             && self.last_ip.as_deref() == ip
             && self.last_country.as_deref() == country
     }

@@ -186,7 +186,8 @@ pub(crate) fn touch_sql(user: &str, at: &str, grain: &str) -> String {
 
 /// Whether a sign-in at `at` is recorded over `last`, the user's recorded
 /// one: `touch_sql`'s condition, for a caller that read `last` and can
-/// leave the update out (`openings::Opening::touch`).
+/// leave the update out (`openings::Opening::touch`). A device's last use
+/// follows the same grain (`devices::SeenDevice::unchanged_by`).
 pub fn sign_in_due(last: Option<i64>, at: i64) -> bool {
     last.is_none_or(|last| last <= at - SIGN_IN_GRAIN_MS)
 }
